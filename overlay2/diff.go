@@ -1,0 +1,175 @@
+package overlay2
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/moby/go-archive"
+	"golang.org/x/sys/unix"
+
+	"github.com/cvmfs-contrib/cvmfs-graphdriver/graphdriver"
+)
+
+// ApplyDiff implements graphdriver.Driver. The tar, with AUFS-style
+// whiteouts, is unpacked into the layer's diff directory with whiteouts
+// turned into overlay's. A layer whose tar brings thin.json becomes a thin
+// layer; a malformed descriptor fails the call. On failure the diff
+// directory is emptied again, so the layer is as it was before the call.
+func (d *Driver) ApplyDiff(id, parent string, diff io.Reader) (size int64, retErr error) {
+	dir, err := d.layerDir(id)
+	if err != nil {
+		return 0, err
+	}
+	if !d.isParent(id, parent) {
+		return 0, fmt.Errorf("cannot apply a diff to layer %s: %q is not its parent", id, parent)
+	}
+	s := d.state(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	diffDir := filepath.Join(dir, diffDirName)
+	if _, err := os.Stat(diffDir); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, fmt.Errorf("layer %s does not exist", id)
+		}
+		return 0, fmt.Errorf("layer %s: %w", id, err)
+	}
+	defer func() {
+		if retErr != nil {
+			if err := emptyDir(diffDir); err != nil {
+				retErr = fmt.Errorf("%w (and the partly applied layer could not be emptied: %v)", retErr, err)
+			}
+		}
+	}()
+
+	opts := &archive.TarOptions{
+		WhiteoutFormat: archive.OverlayWhiteoutFormat,
+		IDMap:          d.idMap,
+	}
+	err = inPrivateFS("", func() error {
+		var err error
+		size, err = archive.UnpackLayer(diffDir, diff, opts)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("failed to apply the diff of layer %s: %w", id, err)
+	}
+	if err := d.detectThin(id, diffDir); err != nil {
+		return 0, err
+	}
+	return size, nil
+}
+
+// Diff implements graphdriver.Driver: the layer's diff directory as a tar,
+// with overlay's whiteouts and opaque directories turned into AUFS-style
+// entries. The tar is produced while it is read. For a thin layer it holds
+// thin.json alone.
+func (d *Driver) Diff(id, parent string) (io.ReadCloser, error) {
+	if err := d.checkNativeDiff(id, parent); err != nil {
+		return nil, err
+	}
+	dir, err := d.layerDir(id)
+	if err != nil {
+		return nil, err
+	}
+	return archive.TarWithOptions(filepath.Join(dir, diffDirName), &archive.TarOptions{
+		WhiteoutFormat: archive.OverlayWhiteoutFormat,
+		IDMap:          d.idMap,
+	})
+}
+
+// DiffSize implements graphdriver.Driver: the apparent size of the files in
+// the layer's diff directory, each hard-linked file counted once.
+func (d *Driver) DiffSize(id, parent string) (int64, error) {
+	if err := d.checkNativeDiff(id, parent); err != nil {
+		return 0, err
+	}
+	dir, err := d.layerDir(id)
+	if err != nil {
+		return 0, err
+	}
+	return dirSize(filepath.Join(dir, diffDirName))
+}
+
+// Changes implements graphdriver.Driver.
+func (d *Driver) Changes(id, parent string) ([]graphdriver.Change, error) {
+	if err := d.checkNativeDiff(id, parent); err != nil {
+		return nil, err
+	}
+	dir, err := d.layerDir(id)
+	if err != nil {
+		return nil, err
+	}
+	chain, err := d.mountChain(id)
+	if err != nil {
+		return nil, err
+	}
+	lowers := make([]string, 0, len(chain.entries))
+	for _, e := range chain.entries {
+		lowers = append(lowers, e.abs)
+	}
+	return overlayChanges(filepath.Join(dir, diffDirName), lowers)
+}
+
+// errNaiveDiff marks a diff the backend cannot compute from the upper
+// directory alone.
+var errNaiveDiff = errors.New("native diff not possible")
+
+// checkNativeDiff refuses a diff that the layer's upper directory does not
+// describe: against another parent than the layer's own, or on a kernel
+// whose overlay records renames and metadata-only copies in ways the upper
+// directory does not show (redirect_dir, metacopy) and that could not be
+// turned off for the backend's mounts.
+func (d *Driver) checkNativeDiff(id, parent string) error {
+	if !d.Exists(id) {
+		return fmt.Errorf("layer %s does not exist", id)
+	}
+	if !d.isParent(id, parent) {
+		return fmt.Errorf("%w: layer %s is not a child of %q", errNaiveDiff, id, parent)
+	}
+	if d.features.naiveDiff {
+		return fmt.Errorf("%w: the kernel's overlay records renamed directories in a way the %s backend cannot export; set the overlay module parameters redirect_dir=off and metacopy=off", errNaiveDiff, Name)
+	}
+	return nil
+}
+
+// isParent reports whether parent is the direct parent of layer id.
+func (d *Driver) isParent(id, parent string) bool {
+	lowers, err := d.readLower(id)
+	if err != nil {
+		return false
+	}
+	if parent == "" {
+		return len(lowers) == 0
+	}
+	pdir, err := d.layerDir(parent)
+	if err != nil || len(lowers) == 0 {
+		return false
+	}
+	link, err := os.ReadFile(filepath.Join(pdir, linkFile))
+	if err != nil {
+		return false
+	}
+	return lowers[0] == filepath.Join(linkDir, string(link))
+}
+
+// emptyDir removes everything inside dir, keeping dir itself but dropping
+// an opaque mark a failed apply may have put on it.
+func emptyDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if err := unix.Lremovexattr(dir, opaqueXattr); err != nil && !errors.Is(err, unix.ENODATA) {
+		errs = append(errs, err)
+	}
+	for _, e := range entries {
+		errs = append(errs, os.RemoveAll(filepath.Join(dir, e.Name())))
+	}
+	return errors.Join(errs...)
+}
