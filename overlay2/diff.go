@@ -69,8 +69,11 @@ func (d *Driver) ApplyDiff(id, parent string, diff io.Reader) (size int64, retEr
 // entries. The tar is produced while it is read. For a thin layer it holds
 // thin.json alone.
 func (d *Driver) Diff(id, parent string) (io.ReadCloser, error) {
-	if err := d.checkNativeDiff(id, parent); err != nil {
-		return nil, err
+	if naive, err := d.needNaiveDiff(id, parent); err != nil || naive {
+		if err != nil {
+			return nil, err
+		}
+		return d.naiveDiff(id, parent)
 	}
 	dir, err := d.layerDir(id)
 	if err != nil {
@@ -85,8 +88,16 @@ func (d *Driver) Diff(id, parent string) (io.ReadCloser, error) {
 // DiffSize implements graphdriver.Driver: the apparent size of the files in
 // the layer's diff directory, each hard-linked file counted once.
 func (d *Driver) DiffSize(id, parent string) (int64, error) {
-	if err := d.checkNativeDiff(id, parent); err != nil {
-		return 0, err
+	if naive, err := d.needNaiveDiff(id, parent); err != nil || naive {
+		if err != nil {
+			return 0, err
+		}
+		changes, dir, release, err := d.naiveChanges(id, parent)
+		if err != nil {
+			return 0, err
+		}
+		defer release()
+		return archive.ChangesSize(dir, changes), nil
 	}
 	dir, err := d.layerDir(id)
 	if err != nil {
@@ -97,8 +108,16 @@ func (d *Driver) DiffSize(id, parent string) (int64, error) {
 
 // Changes implements graphdriver.Driver.
 func (d *Driver) Changes(id, parent string) ([]graphdriver.Change, error) {
-	if err := d.checkNativeDiff(id, parent); err != nil {
-		return nil, err
+	if naive, err := d.needNaiveDiff(id, parent); err != nil || naive {
+		if err != nil {
+			return nil, err
+		}
+		changes, _, release, err := d.naiveChanges(id, parent)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		return convertChanges(changes), nil
 	}
 	dir, err := d.layerDir(id)
 	if err != nil {
@@ -115,26 +134,19 @@ func (d *Driver) Changes(id, parent string) ([]graphdriver.Change, error) {
 	return overlayChanges(filepath.Join(dir, diffDirName), lowers)
 }
 
-// errNaiveDiff marks a diff the backend cannot compute from the upper
-// directory alone.
-var errNaiveDiff = errors.New("native diff not possible")
-
-// checkNativeDiff refuses a diff that the layer's upper directory does not
-// describe: against another parent than the layer's own, or on a kernel
-// whose overlay records renames and metadata-only copies in ways the upper
-// directory does not show (redirect_dir, metacopy) and that could not be
-// turned off for the backend's mounts.
-func (d *Driver) checkNativeDiff(id, parent string) error {
+// needNaiveDiff reports whether a diff of layer id against parent must be
+// computed by comparing trees: when parent is not the layer's own, or when
+// the kernel's overlay records renamed directories or metadata-only copies
+// in ways the upper directory does not show and the backend could not turn
+// that off for its mounts.
+func (d *Driver) needNaiveDiff(id, parent string) (bool, error) {
 	if !d.Exists(id) {
-		return fmt.Errorf("layer %s does not exist", id)
+		return false, fmt.Errorf("layer %s does not exist", id)
 	}
-	if !d.isParent(id, parent) {
-		return fmt.Errorf("%w: layer %s is not a child of %q", errNaiveDiff, id, parent)
+	if parent != "" && !d.Exists(parent) {
+		return false, fmt.Errorf("layer %s does not exist", parent)
 	}
-	if d.features.naiveDiff {
-		return fmt.Errorf("%w: the kernel's overlay records renamed directories in a way the %s backend cannot export; set the overlay module parameters redirect_dir=off and metacopy=off", errNaiveDiff, Name)
-	}
-	return nil
+	return d.features.naiveDiff || !d.isParent(id, parent), nil
 }
 
 // isParent reports whether parent is the direct parent of layer id.
