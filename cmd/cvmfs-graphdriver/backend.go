@@ -1,0 +1,49 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/cvmfs-contrib/cvmfs-graphdriver/graphdriver"
+	"github.com/cvmfs-contrib/cvmfs-graphdriver/overlay2"
+)
+
+// newBackend builds a backend driver from dockerd's Init and the directory
+// where CernVM-FS repositories are mounted.
+type newBackend func(opts graphdriver.InitOptions, cvmfsRoot string) (graphdriver.Driver, error)
+
+// backends are the storage backends by the name --backend takes.
+var backends = map[string]newBackend{
+	"overlay2": newOverlay2,
+}
+
+// newOverlay2 builds the overlay2 backend. It returns an untyped nil on
+// failure: a nil *overlay2.Driver in a Driver interface would not be nil.
+func newOverlay2(opts graphdriver.InitOptions, cvmfsRoot string) (graphdriver.Driver, error) {
+	d, err := overlay2.New(opts, cvmfsRoot)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// backendNames lists the valid --backend values, sorted.
+func backendNames() []string {
+	names := make([]string, 0, len(backends))
+	for name := range backends {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// lookupBackend returns the constructor of the named backend.
+func lookupBackend(name string) (newBackend, error) {
+	b, ok := backends[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown backend %q: valid backends are %s",
+			name, strings.Join(backendNames(), ", "))
+	}
+	return b, nil
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+
+	"github.com/sirupsen/logrus"
+)
+
+func TestParseConfig(t *testing.T) {
+	defaults := config{
+		socket:    defaultSocket,
+		cvmfsRoot: defaultCVMFSRoot,
+		stateDir:  defaultStateDir,
+		backend:   defaultBackend,
+		logLevel:  logrus.InfoLevel,
+	}
+
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    config
+		wantErr string
+	}{
+		{
+			name: "defaults",
+			want: defaults,
+		},
+		{
+			name: "flags",
+			args: []string{"--socket", "/run/x.sock", "--cvmfs-root=/mnt/cvmfs", "--state-dir", "/s",
+				"--backend", "overlay2", "--log-level", "debug"},
+			want: config{socket: "/run/x.sock", cvmfsRoot: "/mnt/cvmfs", stateDir: "/s",
+				backend: "overlay2", logLevel: logrus.DebugLevel},
+		},
+		{
+			name: "environment",
+			env: map[string]string{"SOCKET": "/run/e.sock", "CVMFS_ROOT": "/e/cvmfs",
+				"STATE_DIR": "/e/state", "BACKEND": "overlay2", "LOG_LEVEL": "warn"},
+			want: config{socket: "/run/e.sock", cvmfsRoot: "/e/cvmfs", stateDir: "/e/state",
+				backend: "overlay2", logLevel: logrus.WarnLevel},
+		},
+		{
+			name: "flag wins over environment",
+			args: []string{"--log-level", "error", "--state-dir", "/f/state"},
+			env:  map[string]string{"LOG_LEVEL": "debug", "STATE_DIR": "/e/state"},
+			want: config{socket: defaultSocket, cvmfsRoot: defaultCVMFSRoot, stateDir: "/f/state",
+				backend: defaultBackend, logLevel: logrus.ErrorLevel},
+		},
+		{
+			name:    "unknown backend",
+			args:    []string{"--backend", "devicemapper"},
+			wantErr: `unknown backend "devicemapper": valid backends are overlay2`,
+		},
+		{
+			name:    "unknown backend from environment",
+			env:     map[string]string{"BACKEND": "aufs"},
+			wantErr: `unknown backend "aufs": valid backends are overlay2`,
+		},
+		{
+			name:    "unknown log level",
+			args:    []string{"--log-level", "trace"},
+			wantErr: `unknown log level "trace": valid levels are debug, info, warn, error`,
+		},
+		{
+			name:    "unknown flag",
+			args:    []string{"--home", "/x"},
+			wantErr: "flag provided but not defined: -home (see --help)",
+		},
+		{
+			name:    "argument",
+			args:    []string{"serve"},
+			wantErr: `unexpected argument "serve": cvmfs-graphdriver takes only flags`,
+		},
+		{
+			name: "version skips validation",
+			args: []string{"--version", "--backend", "aufs"},
+			want: config{socket: defaultSocket, cvmfsRoot: defaultCVMFSRoot, stateDir: defaultStateDir,
+				backend: "aufs", version: true},
+		},
+	}
+
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			getenv := func(name string) string { return tc.env[name] }
+			var out bytes.Buffer
+
+			got, err := parseConfig(tc.args, getenv, &out)
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != tc.wantErr {
+					t.Fatalf("got error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if got != tc.want {
+				t.Errorf("got %+v\nwant %+v", got, tc.want)
+			}
+			if out.Len() > 0 {
+				t.Errorf("printed %q", out.String())
+			}
+		})
+	}
+}
+
+func TestHelpListsEveryFlag(t *testing.T) {
+	var out bytes.Buffer
+	_, err := parseConfig([]string{"--help"}, func(string) string { return "" }, &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("got %v, want flag.ErrHelp", err)
+	}
+
+	help := out.String()
+	flags := []string{"socket", "cvmfs-root", "state-dir", "backend", "log-level", "version", "help"}
+	for _, name := range flags {
+		lines := 0
+		for line := range strings.Lines(help) {
+			if strings.HasPrefix(strings.TrimSpace(line), "--"+name+" ") {
+				lines++
+			}
+		}
+		if lines != 1 {
+			t.Errorf("help has %d lines for --%s, want 1:\n%s", lines, name, help)
+		}
+	}
+}
