@@ -174,6 +174,9 @@ func (d *Driver) Remove(id string) error {
 	if err := d.removeThinLinks(id); err != nil {
 		return err
 	}
+	if err := d.removeWhiteoutLinks(id); err != nil {
+		return err
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("failed to remove layer %s: %w", id, err)
 	}

@@ -49,7 +49,7 @@ func (d *Driver) Get(id, mountLabel string) (_ string, retErr error) {
 		return merged, d.saveRefs(s, dir)
 	}
 
-	if err := d.prepareThin(id, chain); err != nil {
+	if chain, err = d.prepareThin(id, chain); err != nil {
 		return "", err
 	}
 	rootUID, rootGID := d.idMap.RootPair()

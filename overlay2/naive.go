@@ -85,7 +85,7 @@ func (d *Driver) parentView(id string) (string, func(), error) {
 		cleanup()
 		return "", nil, err
 	}
-	if err := d.prepareThin(id, chain); err != nil {
+	if chain, err = d.prepareThin(id, chain); err != nil {
 		cleanup()
 		return "", nil, err
 	}

@@ -16,7 +16,8 @@ import (
 // holds URLs, not paths, so that a changed CernVM-FS root takes effect at
 // the next mount.
 type thinRecord struct {
-	Layers []thinLayer `json:"layers"` // base first, as in the descriptor
+	Origin string      `json:"origin,omitempty"` // the descriptor's origin
+	Layers []thinLayer `json:"layers"`           // base first, as in the descriptor
 }
 
 // thinLayer is one repository layer of a thin image.
@@ -37,6 +38,9 @@ type lowerEntry struct {
 	rel  string     // relative to home: l/<LINK>
 	abs  string     // absolute path of the directory
 	thin *thinLayer // set for a thin image's repository layer
+	// whiteout marks the local layer that honours the AUFS markers of the
+	// repository layer below it.
+	whiteout bool
 }
 
 // lowerChain is a layer's lower directories, top first, with thin layers
@@ -70,7 +74,7 @@ func (d *Driver) detectThin(id, diffDir string) (retErr error) {
 		return fmt.Errorf("thin image layer %s: %w", id, err)
 	}
 
-	rec := thinRecord{Layers: make([]thinLayer, 0, len(resolved))}
+	rec := thinRecord{Origin: desc.Origin, Layers: make([]thinLayer, 0, len(resolved))}
 	defer func() {
 		if retErr != nil {
 			d.removeLinks(rec)
@@ -96,6 +100,16 @@ func (d *Driver) detectThin(id, diffDir string) (retErr error) {
 	}
 	if err := writeFileAtomic(filepath.Join(dir, thinFile), data); err != nil {
 		return fmt.Errorf("failed to record thin layer %s: %w", id, err)
+	}
+
+	// Honour AUFS markers now if the repository can be read; otherwise the
+	// first mount does it.
+	chain, err := d.expandLower([]string{d.linkOf(id)})
+	if err != nil {
+		return err
+	}
+	if thinimage.Check(resolved) == nil {
+		return d.ensureWhiteouts(id, chain)
 	}
 	return nil
 }
@@ -199,46 +213,69 @@ func (d *Driver) expandLower(lowers []string) (lowerChain, error) {
 			seen[l.Dir] = true
 			chain.entries = append(chain.entries, lowerEntry{rel: filepath.Join(linkDir, l.Link), abs: l.Dir, thin: &l})
 		}
-		break
+		return d.withWhiteouts(id, chain)
 	}
 	return chain, nil
 }
 
-// prepareThin checks that every repository layer of the chain is present
-// (thin-image rule 4) and points its short link at the directory under the
-// current CernVM-FS root.
-func (d *Driver) prepareThin(id string, chain lowerChain) error {
+// prepareThin readies the thin part of a chain for a mount: it checks that
+// every repository layer is present (thin-image rule 4), builds the whiteout
+// layers their AUFS markers need if that was not possible before, points
+// the short links at the directories under the current CernVM-FS root, and
+// checks the depth the mount will really have. It returns the chain to
+// mount.
+func (d *Driver) prepareThin(id string, chain lowerChain) (lowerChain, error) {
+	if chain.thinID == "" {
+		return chain, nil
+	}
 	var layers []thinimage.ResolvedLayer
 	for _, e := range chain.entries {
 		if e.thin != nil {
 			layers = append(layers, thinimage.ResolvedLayer{Index: e.thin.Index, Digest: e.thin.Digest, URL: e.thin.URL, Dir: e.abs})
 		}
 	}
-	if len(layers) == 0 {
-		return nil
-	}
 	if err := thinimage.Check(layers); err != nil {
-		return fmt.Errorf("cannot mount layer %s of the thin image in layer %s: %w", id, chain.thinID, err)
+		return chain, fmt.Errorf("cannot mount layer %s, which is based on the thin image in layer %s: %w", id, chain.thinID, err)
 	}
+
+	if rec, err := d.readWhiteouts(chain.thinID); err != nil {
+		return chain, err
+	} else if rec == nil {
+		if err := d.lockedEnsureWhiteouts(chain.thinID, chain); err != nil {
+			return chain, err
+		}
+		if chain, err = d.withWhiteouts(chain.thinID, chain); err != nil {
+			return chain, err
+		}
+	}
+
 	for _, e := range chain.entries {
-		if e.thin == nil {
+		if e.thin == nil && !e.whiteout {
 			continue
 		}
-		link := filepath.Join(d.home, e.rel)
-		if cur, err := os.Readlink(link); err == nil && cur == e.abs {
-			continue
-		}
-		tmp := link + ".new"
-		os.Remove(tmp)
-		if err := os.Symlink(e.abs, tmp); err != nil {
-			return fmt.Errorf("failed to link thin layer %s: %w", e.thin.URL, err)
-		}
-		if err := os.Rename(tmp, link); err != nil {
-			os.Remove(tmp)
-			return fmt.Errorf("failed to link thin layer %s: %w", e.thin.URL, err)
+		if err := replaceSymlink(e.abs, filepath.Join(d.home, e.rel)); err != nil {
+			return chain, fmt.Errorf("failed to link lower layer %s: %w", e.abs, err)
 		}
 	}
-	return nil
+	if len(chain.entries) > maxDepth {
+		origin := ""
+		if rec, err := d.readThin(chain.thinID); err == nil && rec.Origin != "" {
+			origin = fmt.Sprintf(" (origin %s)", rec.Origin)
+		}
+		return chain, fmt.Errorf("cannot mount layer %s: the thin image in layer %s%s needs %d lower layers, counting the local layers that honour its whiteout markers, and the %s backend mounts at most %d",
+			id, chain.thinID, origin, len(chain.entries), Name, maxDepth)
+	}
+	return chain, nil
+}
+
+// lockedEnsureWhiteouts builds the whiteout layers of thin layer thinID
+// under that layer's lock, so that two containers starting at once build
+// them once.
+func (d *Driver) lockedEnsureWhiteouts(thinID string, chain lowerChain) error {
+	s := d.state(thinID)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return d.ensureWhiteouts(thinID, chain)
 }
 
 // lowerDirs returns the absolute lower directories of layer id, top first,
