@@ -50,10 +50,10 @@ func (d *Driver) ApplyDiff(id, parent string, diff io.Reader) (size int64, retEr
 		WhiteoutFormat: archive.OverlayWhiteoutFormat,
 		IDMap:          d.idMap,
 	}
+	// Unpack, unlike UnpackLayer, turns ".wh." entries into overlay
+	// whiteouts instead of deleting paths in the (empty) diff directory.
 	err = inPrivateFS("", func() error {
-		var err error
-		size, err = archive.UnpackLayer(diffDir, diff, opts)
-		return err
+		return archive.Unpack(diff, diffDir, opts)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("failed to apply the diff of layer %s: %w", id, err)
@@ -61,7 +61,7 @@ func (d *Driver) ApplyDiff(id, parent string, diff io.Reader) (size int64, retEr
 	if err := d.detectThin(id, diffDir); err != nil {
 		return 0, err
 	}
-	return size, nil
+	return dirSize(diffDir)
 }
 
 // Diff implements graphdriver.Driver: the layer's diff directory as a tar,
