@@ -45,3 +45,8 @@ require-root:
 		echo "run it as root, or run 'make test-unit' for the tests that need no root" >&2; \
 		exit 1; \
 	fi
+
+# Figures for docs/whiteouts.md: the AUFS marker walk and whiteout layers.
+.PHONY: bench-markers
+bench-markers:
+	$(GO) test -run '^$$' -bench 'ScanMarkers|BuildWhiteoutLayer' -benchtime 5x ./overlay2/
