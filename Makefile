@@ -1,6 +1,7 @@
 # Build and test cvmfs-graphdriver.
 #
-#   make build      bin/cvmfs-graphdriver, version stamped from git
+#   make demo       as root: the one-command demo (scripts/demo.sh)
+#   make build      bin/cvmfs-graphdriver and bin/docker2cvmfs, version from git
 #   make test       as root: vet, unit tests with -race, end-to-end tests
 #   make test-unit  unit tests with -race (no root needed)
 #   make test-e2e   as root: the plugin under a real dockerd
@@ -24,6 +25,16 @@ all: build
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) $(PKG)
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/docker2cvmfs ./cmd/docker2cvmfs
+
+# The README's first command: a private dockerd with the plugin, a regular
+# image made thin into a local directory standing for /cvmfs, and a run.
+.PHONY: demo demo-clean
+demo:
+	scripts/demo.sh
+
+demo-clean:
+	scripts/demo.sh --clean
 
 test: require-root vet test-unit test-e2e
 
