@@ -39,7 +39,7 @@ clean() {
   stop_pid "$DEMO_DIR/plugin.pid"
   if [[ -d $DEMO_DIR ]]; then
     # Deepest mounts first; dockerd leaves a bind mount of its data root.
-    grep -F " $DEMO_DIR" /proc/self/mountinfo | awk '{print $5}' | sort -r |
+    { grep -F " $DEMO_DIR" /proc/self/mountinfo || true; } | awk '{print $5}' | sort -r |
       while read -r m; do umount "$m" 2>/dev/null || umount -l "$m"; done
     rm -rf "$DEMO_DIR"
   fi
