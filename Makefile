@@ -7,6 +7,15 @@
 #   make test-e2e   as root: the plugin under a real dockerd
 #   make vet        go vet
 #   make clean      remove what the build made
+#
+# The managed (v2) plugin, against the daemon DOCKER_HOST names:
+#
+#   make plugin-dir     build/plugin/{config.json,rootfs/}, no daemon needed
+#   make plugin         plugin-dir, then docker plugin create $(PLUGIN_NAME)
+#   make plugin-enable  docker plugin enable $(PLUGIN_NAME)
+#   make install        plugin, docker plugin set $(PLUGIN_SETTINGS), enable
+#   make plugin-push REGISTRY=host:port
+#                       create $(REGISTRY)/$(PLUGIN_NAME):$(PLUGIN_TAG), push it
 
 GO      ?= go
 BIN     := bin/cvmfs-graphdriver
@@ -48,7 +57,7 @@ vet:
 	$(GO) vet ./...
 
 clean:
-	rm -rf bin/
+	rm -rf bin/ build/
 
 require-root:
 	@if [ "$$(id -u)" -ne 0 ]; then \
@@ -61,3 +70,47 @@ require-root:
 .PHONY: bench-markers
 bench-markers:
 	$(GO) test -run '^$$' -bench 'ScanMarkers|BuildWhiteoutLayer' -benchtime 5x ./overlay2/
+
+# The managed plugin. Its root file system is made of plain files, without
+# docker and without a base image: a static binary and the empty directories
+# the runtime mounts over. Every file gets the same fixed time, so that the
+# same commit gives the same tree and the same layer digest.
+DOCKER          ?= docker
+PLUGIN_NAME     ?= cvmfs/overlay2-graphdriver
+PLUGIN_TAG      ?= latest
+PLUGIN_DIR      ?= build/plugin
+PLUGIN_SETTINGS ?=
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+PLUGIN_LDFLAGS  := -s -w -buildid= -X main.version=$(VERSION)
+# Mount points inside the plugin: the runtime's own, /cvmfs, and the
+# propagated mount that holds dockerd's layers and the plugin's state.
+PLUGIN_MOUNTPOINTS := dev proc sys tmp cvmfs run/docker/plugins var/lib/docker-graph
+
+.PHONY: plugin-dir plugin plugin-enable plugin-push install
+
+plugin-dir:
+	rm -rf $(PLUGIN_DIR)
+	mkdir -p $(PLUGIN_DIR)/rootfs
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags "$(PLUGIN_LDFLAGS)" \
+		-o $(PLUGIN_DIR)/rootfs/cvmfs-graphdriver $(PKG)
+	cd $(PLUGIN_DIR)/rootfs && mkdir -p $(PLUGIN_MOUNTPOINTS) && \
+		find . -type d -exec chmod 755 {} + && chmod 1777 tmp && chmod 755 cvmfs-graphdriver
+	sed 's|^\(  "description": ".*\)",$$|\1 (version $(VERSION))",|' config.json >$(PLUGIN_DIR)/config.json
+	grep -q '(version $(VERSION))' $(PLUGIN_DIR)/config.json
+	find $(PLUGIN_DIR) -exec touch -h -d @$(SOURCE_DATE_EPOCH) {} +
+
+plugin: plugin-dir
+	$(DOCKER) plugin create $(PLUGIN_NAME):$(PLUGIN_TAG) $(PLUGIN_DIR)
+
+plugin-enable:
+	$(DOCKER) plugin enable $(PLUGIN_NAME):$(PLUGIN_TAG)
+
+install: plugin
+	$(if $(strip $(PLUGIN_SETTINGS)),$(DOCKER) plugin set $(PLUGIN_NAME):$(PLUGIN_TAG) $(PLUGIN_SETTINGS))
+	$(DOCKER) plugin enable $(PLUGIN_NAME):$(PLUGIN_TAG)
+	@echo "installed $(PLUGIN_NAME):$(PLUGIN_TAG); now run dockerd with --experimental -s $(PLUGIN_NAME)"
+
+plugin-push: plugin-dir
+	@if [ -z "$(REGISTRY)" ]; then echo "plugin-push needs REGISTRY=host:port" >&2; exit 1; fi
+	$(DOCKER) plugin create $(REGISTRY)/$(PLUGIN_NAME):$(PLUGIN_TAG) $(PLUGIN_DIR)
+	$(DOCKER) plugin push $(REGISTRY)/$(PLUGIN_NAME):$(PLUGIN_TAG)

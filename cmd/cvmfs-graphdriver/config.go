@@ -18,8 +18,35 @@ const (
 	defaultSocket    = "/run/docker/plugins/cvmfs.sock"
 	defaultCVMFSRoot = "/cvmfs"
 	defaultStateDir  = "/var/lib/cvmfs-graphdriver"
-	defaultBackend   = "overlay2"
+	defaultBackend   = autoBackend
 	defaultLogLevel  = "info"
+	defaultMount     = mountExternal
+	defaultCommit    = commitLocal
+)
+
+// Mount methods: how CernVM-FS repositories come to be mounted.
+const (
+	// mountExternal: the host mounts them (autofs or by hand) and the
+	// plugin only reads below the CernVM-FS root.
+	mountExternal = "external"
+	// mountInternal: the plugin mounts each repository with cvmfs2 when a
+	// layer first needs it.
+	mountInternal = "internal"
+)
+
+// Commit modes: what becomes of a layer committed on top of a thin image.
+const (
+	// commitLocal keeps it an ordinary layer in the driver's home.
+	commitLocal = "local"
+	// commitPublish would publish it into the repository and make the
+	// committed image thin again.
+	commitPublish = "publish"
+)
+
+// mountMethods and commitModes are the values the flags accept.
+var (
+	mountMethods = []string{mountExternal, mountInternal}
+	commitModes  = []string{commitLocal, commitPublish}
 )
 
 // logLevels are the values --log-level accepts, from the most verbose.
@@ -32,7 +59,10 @@ type config struct {
 	stateDir  string
 	backend   string
 	logLevel  logrus.Level
-	version   bool
+	// mountMethod is one of mountMethods, commitMode one of commitModes.
+	mountMethod string
+	commitMode  string
+	version     bool
 }
 
 // parseConfig reads the settings from args (without the program name) and
@@ -64,7 +94,12 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.StringVar(&cfg.stateDir, "state-dir", fromEnv("STATE_DIR", defaultStateDir),
 		"directory that keeps dockerd's Init, to serve calls after a restart (env STATE_DIR)")
 	fs.StringVar(&cfg.backend, "backend", fromEnv("BACKEND", defaultBackend),
-		"storage backend: "+strings.Join(backendNames(), ", ")+" (env BACKEND)")
+		"storage backend: "+strings.Join(validBackends(), ", ")+
+			"; auto keeps the one that made the home, else asks the kernel (env BACKEND)")
+	fs.StringVar(&cfg.mountMethod, "mount-method", fromEnv("MOUNT_METHOD", defaultMount),
+		"how repositories get mounted: external (by the host) or internal (by the plugin with cvmfs2) (env MOUNT_METHOD)")
+	fs.StringVar(&cfg.commitMode, "commit-mode", fromEnv("COMMIT_MODE", defaultCommit),
+		"what a commit on a thin image makes: local (an ordinary layer) or publish (env COMMIT_MODE)")
 	fs.StringVar(&logLevel, "log-level", fromEnv("LOG_LEVEL", defaultLogLevel),
 		"least severe level logged: "+strings.Join(logLevels, ", ")+" (env LOG_LEVEL)")
 	fs.BoolVar(&cfg.version, "version", false, "print the version and exit")
@@ -93,7 +128,13 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	}
 	cfg.logLevel = level
 
-	if _, err := lookupBackend(cfg.backend); err != nil {
+	if err := checkBackendName(cfg.backend); err != nil {
+		return config{}, err
+	}
+	if err := checkMountMethod(cfg.mountMethod); err != nil {
+		return config{}, err
+	}
+	if err := checkCommitMode(cfg.commitMode); err != nil {
 		return config{}, err
 	}
 	return cfg, nil
@@ -101,11 +142,13 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 
 // metavars name the value each flag takes, in the help text.
 var metavars = map[string]string{
-	"socket":     "PATH",
-	"cvmfs-root": "DIR",
-	"state-dir":  "DIR",
-	"backend":    "NAME",
-	"log-level":  "LEVEL",
+	"socket":       "PATH",
+	"cvmfs-root":   "DIR",
+	"state-dir":    "DIR",
+	"backend":      "NAME",
+	"log-level":    "LEVEL",
+	"mount-method": "METHOD",
+	"commit-mode":  "MODE",
 }
 
 // printUsage writes the help text: one line per flag, with its value and
@@ -126,4 +169,33 @@ func printUsage(fs *flag.FlagSet, out io.Writer) error {
 	})
 	fmt.Fprintf(tw, "  --help\tprint this help and exit\n")
 	return tw.Flush()
+}
+
+// checkMountMethod refuses a mount method that is unknown or that this build
+// cannot honour.
+func checkMountMethod(method string) error {
+	switch method {
+	case mountExternal:
+		return nil
+	case mountInternal:
+		// The backends do not yet ask for repositories to be mounted, so a
+		// plugin that accepted this would never mount anything.
+		return fmt.Errorf("mount method %q is not available in this version: the backends do not mount "+
+			"repositories themselves yet; mount CernVM-FS on the host and use %q", method, mountExternal)
+	default:
+		return fmt.Errorf("unknown mount method %q: valid methods are %s", method, strings.Join(mountMethods, ", "))
+	}
+}
+
+// checkCommitMode refuses a commit mode that is unknown or not implemented.
+func checkCommitMode(mode string) error {
+	switch mode {
+	case commitLocal:
+		return nil
+	case commitPublish:
+		return fmt.Errorf("commit mode %q is not implemented: layers committed on thin images can only be "+
+			"kept as ordinary local layers; use %q", mode, commitLocal)
+	default:
+		return fmt.Errorf("unknown commit mode %q: valid modes are %s", mode, strings.Join(commitModes, ", "))
+	}
 }

@@ -12,11 +12,13 @@ import (
 
 func TestParseConfig(t *testing.T) {
 	defaults := config{
-		socket:    defaultSocket,
-		cvmfsRoot: defaultCVMFSRoot,
-		stateDir:  defaultStateDir,
-		backend:   defaultBackend,
-		logLevel:  logrus.InfoLevel,
+		socket:      defaultSocket,
+		cvmfsRoot:   defaultCVMFSRoot,
+		stateDir:    defaultStateDir,
+		backend:     defaultBackend,
+		logLevel:    logrus.InfoLevel,
+		mountMethod: mountExternal,
+		commitMode:  commitLocal,
 	}
 
 	tests := []struct {
@@ -35,31 +37,56 @@ func TestParseConfig(t *testing.T) {
 			args: []string{"--socket", "/run/x.sock", "--cvmfs-root=/mnt/cvmfs", "--state-dir", "/s",
 				"--backend", "overlay2", "--log-level", "debug"},
 			want: config{socket: "/run/x.sock", cvmfsRoot: "/mnt/cvmfs", stateDir: "/s",
-				backend: "overlay2", logLevel: logrus.DebugLevel},
+				backend: "overlay2", logLevel: logrus.DebugLevel, mountMethod: mountExternal, commitMode: commitLocal},
 		},
 		{
 			name: "environment",
 			env: map[string]string{"SOCKET": "/run/e.sock", "CVMFS_ROOT": "/e/cvmfs",
 				"STATE_DIR": "/e/state", "BACKEND": "overlay2", "LOG_LEVEL": "warn"},
 			want: config{socket: "/run/e.sock", cvmfsRoot: "/e/cvmfs", stateDir: "/e/state",
-				backend: "overlay2", logLevel: logrus.WarnLevel},
+				backend: "overlay2", logLevel: logrus.WarnLevel, mountMethod: mountExternal, commitMode: commitLocal},
 		},
 		{
 			name: "flag wins over environment",
 			args: []string{"--log-level", "error", "--state-dir", "/f/state"},
 			env:  map[string]string{"LOG_LEVEL": "debug", "STATE_DIR": "/e/state"},
 			want: config{socket: defaultSocket, cvmfsRoot: defaultCVMFSRoot, stateDir: "/f/state",
-				backend: defaultBackend, logLevel: logrus.ErrorLevel},
+				backend: defaultBackend, logLevel: logrus.ErrorLevel, mountMethod: mountExternal, commitMode: commitLocal},
 		},
 		{
 			name:    "unknown backend",
 			args:    []string{"--backend", "devicemapper"},
-			wantErr: `unknown backend "devicemapper": valid backends are overlay2`,
+			wantErr: `unknown backend "devicemapper": valid backends are auto, overlay2`,
 		},
 		{
 			name:    "unknown backend from environment",
 			env:     map[string]string{"BACKEND": "aufs"},
-			wantErr: `unknown backend "aufs": valid backends are overlay2`,
+			wantErr: `unknown backend "aufs": valid backends are auto, overlay2`,
+		},
+		{
+			name: "auto backend",
+			env:  map[string]string{"BACKEND": "auto"},
+			want: defaults,
+		},
+		{
+			name:    "unknown mount method",
+			env:     map[string]string{"MOUNT_METHOD": "autofs"},
+			wantErr: `unknown mount method "autofs": valid methods are external, internal`,
+		},
+		{
+			name:    "internal mount method refused",
+			args:    []string{"--mount-method", "internal"},
+			wantErr: `mount method "internal" is not available in this version: the backends do not mount repositories themselves yet; mount CernVM-FS on the host and use "external"`,
+		},
+		{
+			name:    "unknown commit mode",
+			env:     map[string]string{"COMMIT_MODE": "push"},
+			wantErr: `unknown commit mode "push": valid modes are local, publish`,
+		},
+		{
+			name:    "publish commit mode refused",
+			env:     map[string]string{"COMMIT_MODE": "publish"},
+			wantErr: `commit mode "publish" is not implemented: layers committed on thin images can only be kept as ordinary local layers; use "local"`,
 		},
 		{
 			name:    "unknown log level",
@@ -80,7 +107,7 @@ func TestParseConfig(t *testing.T) {
 			name: "version skips validation",
 			args: []string{"--version", "--backend", "aufs"},
 			want: config{socket: defaultSocket, cvmfsRoot: defaultCVMFSRoot, stateDir: defaultStateDir,
-				backend: "aufs", version: true},
+				backend: "aufs", mountMethod: mountExternal, commitMode: commitLocal, version: true},
 		},
 	}
 
@@ -117,7 +144,8 @@ func TestHelpListsEveryFlag(t *testing.T) {
 	}
 
 	help := out.String()
-	flags := []string{"socket", "cvmfs-root", "state-dir", "backend", "log-level", "version", "help"}
+	flags := []string{"socket", "cvmfs-root", "state-dir", "backend", "mount-method", "commit-mode",
+		"log-level", "version", "help"}
 	for _, name := range flags {
 		lines := 0
 		for line := range strings.Lines(help) {

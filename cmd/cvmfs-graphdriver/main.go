@@ -67,14 +67,10 @@ func run(ctx context.Context, args []string, getenv func(string) string,
 // serve listens on the configured socket and answers dockerd until ctx is
 // done, then removes the socket.
 func serve(ctx context.Context, cfg config, log *logrus.Entry) error {
-	newDriver, err := lookupBackend(cfg.backend)
-	if err != nil {
-		return err
-	}
-
+	sel := &selector{requested: cfg.backend, backends: backends, kernel: hostKernel{}, log: log}
 	handler, err := graphdriver.NewHandler(graphdriver.Config{
 		Init: func(opts graphdriver.InitOptions) (graphdriver.Driver, error) {
-			return newDriver(opts, cfg.cvmfsRoot)
+			return sel.newDriver(opts, cfg.cvmfsRoot)
 		},
 		StateDir: cfg.stateDir,
 		Log:      log,
@@ -92,11 +88,13 @@ func serve(ctx context.Context, cfg config, log *logrus.Entry) error {
 	checkCVMFSRoot(cfg.cvmfsRoot, log)
 
 	log.WithFields(logrus.Fields{
-		"version":    version,
-		"socket":     cfg.socket,
-		"backend":    cfg.backend,
-		"cvmfs-root": cfg.cvmfsRoot,
-		"state-dir":  cfg.stateDir,
+		"version":      version,
+		"socket":       cfg.socket,
+		"backend":      cfg.backend,
+		"cvmfs-root":   cfg.cvmfsRoot,
+		"state-dir":    cfg.stateDir,
+		"mount-method": cfg.mountMethod,
+		"commit-mode":  cfg.commitMode,
 	}).Info("cvmfs-graphdriver serving")
 
 	served := make(chan error, 1)

@@ -49,7 +49,7 @@ func TestRunVersion(t *testing.T) {
 func TestRunBadBackend(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"--backend", "aufs"}, noEnv, &stdout, &stderr)
-	want := "cvmfs-graphdriver: unknown backend \"aufs\": valid backends are overlay2\n"
+	want := "cvmfs-graphdriver: unknown backend \"aufs\": valid backends are auto, overlay2\n"
 	if code != 2 || stderr.String() != want {
 		t.Errorf("got exit %d and %q, want 2 and %q", code, stderr.String(), want)
 	}
