@@ -1,0 +1,239 @@
+package cvmfs
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// recordingMounter records its calls, fails those listed in fail, and
+// reports calls for one repository that overlap.
+type recordingMounter struct {
+	mu      sync.Mutex
+	calls   []string
+	fail    map[string]bool // "Mount repo" or "Unmount repo"
+	busy    map[string]bool
+	overlap atomic.Bool
+}
+
+func newRecordingMounter() *recordingMounter {
+	return &recordingMounter{fail: make(map[string]bool), busy: make(map[string]bool)}
+}
+
+func (m *recordingMounter) do(op, repo string) error {
+	m.mu.Lock()
+	if m.busy[repo] {
+		m.overlap.Store(true)
+	}
+	m.busy[repo] = true
+	m.mu.Unlock()
+
+	time.Sleep(time.Millisecond) // a real mount takes a while
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.busy[repo] = false
+	call := op + " " + repo
+	m.calls = append(m.calls, call)
+	if m.fail[call] {
+		return fmt.Errorf("%s failed", call)
+	}
+	return nil
+}
+
+func (m *recordingMounter) Mount(repo string) error   { return m.do("Mount", repo) }
+func (m *recordingMounter) Unmount(repo string) error { return m.do("Unmount", repo) }
+
+func (m *recordingMounter) recorded() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.calls)
+}
+
+func TestRepositoriesCount(t *testing.T) {
+	m := newRecordingMounter()
+	r := NewRepositories(m)
+
+	steps := []struct {
+		op        string // "acquire" or "release"
+		repo      string
+		wantErr   error
+		wantRefs  int
+		wantCalls []string
+	}{
+		{op: "acquire", repo: "a.cern.ch", wantRefs: 1, wantCalls: []string{"Mount a.cern.ch"}},
+		{op: "acquire", repo: "a.cern.ch", wantRefs: 2, wantCalls: []string{"Mount a.cern.ch"}},
+		{op: "acquire", repo: "b.cern.ch", wantRefs: 1, wantCalls: []string{"Mount a.cern.ch", "Mount b.cern.ch"}},
+		{op: "release", repo: "a.cern.ch", wantRefs: 1, wantCalls: []string{"Mount a.cern.ch", "Mount b.cern.ch"}},
+		{op: "release", repo: "a.cern.ch", wantRefs: 0,
+			wantCalls: []string{"Mount a.cern.ch", "Mount b.cern.ch", "Unmount a.cern.ch"}},
+		{op: "release", repo: "a.cern.ch", wantErr: ErrNotAcquired, wantRefs: 0,
+			wantCalls: []string{"Mount a.cern.ch", "Mount b.cern.ch", "Unmount a.cern.ch"}},
+		{op: "acquire", repo: "a.cern.ch", wantRefs: 1,
+			wantCalls: []string{"Mount a.cern.ch", "Mount b.cern.ch", "Unmount a.cern.ch", "Mount a.cern.ch"}},
+	}
+	for i, s := range steps {
+		var err error
+		if s.op == "acquire" {
+			err = r.Acquire(s.repo)
+		} else {
+			err = r.Release(s.repo)
+		}
+		if !errors.Is(err, s.wantErr) {
+			t.Fatalf("step %d: %s %s: got error %v, want %v", i, s.op, s.repo, err, s.wantErr)
+		}
+		if got := r.Refs(s.repo); got != s.wantRefs {
+			t.Errorf("step %d: %s %s: %d references, want %d", i, s.op, s.repo, got, s.wantRefs)
+		}
+		if got := m.recorded(); !slices.Equal(got, s.wantCalls) {
+			t.Errorf("step %d: %s %s: calls %q, want %q", i, s.op, s.repo, got, s.wantCalls)
+		}
+	}
+
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := m.recorded()[len(steps[len(steps)-1].wantCalls):]
+	slices.Sort(got)
+	if want := []string{"Unmount a.cern.ch", "Unmount b.cern.ch"}; !slices.Equal(got, want) {
+		t.Errorf("Close made the calls %q, want %q", got, want)
+	}
+	if got := r.Refs("a.cern.ch"); got != 0 {
+		t.Errorf("%d references after Close, want 0", got)
+	}
+}
+
+func TestRepositoriesFailures(t *testing.T) {
+	t.Run("failed mount takes no reference", func(t *testing.T) {
+		m := newRecordingMounter()
+		m.fail["Mount a.cern.ch"] = true
+		r := NewRepositories(m)
+
+		if err := r.Acquire("a.cern.ch"); err == nil {
+			t.Fatal("Acquire succeeded although the mount failed")
+		}
+		if got := r.Refs("a.cern.ch"); got != 0 {
+			t.Errorf("%d references after a failed mount, want 0", got)
+		}
+	})
+
+	t.Run("failed unmount keeps the reference", func(t *testing.T) {
+		m := newRecordingMounter()
+		m.fail["Unmount a.cern.ch"] = true
+		r := NewRepositories(m)
+
+		if err := r.Acquire("a.cern.ch"); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Release("a.cern.ch"); err == nil {
+			t.Fatal("Release succeeded although the unmount failed")
+		}
+		if got := r.Refs("a.cern.ch"); got != 1 {
+			t.Errorf("%d references after a failed unmount, want 1", got)
+		}
+		m.fail["Unmount a.cern.ch"] = false
+		if err := r.Release("a.cern.ch"); err != nil {
+			t.Errorf("second Release: %v", err)
+		}
+	})
+
+	t.Run("AcquireAll takes all or none", func(t *testing.T) {
+		m := newRecordingMounter()
+		m.fail["Mount c.cern.ch"] = true
+		r := NewRepositories(m)
+
+		if err := r.AcquireAll([]string{"a.cern.ch", "b.cern.ch", "c.cern.ch"}); err == nil {
+			t.Fatal("AcquireAll succeeded although a mount failed")
+		}
+		for _, repo := range []string{"a.cern.ch", "b.cern.ch", "c.cern.ch"} {
+			if got := r.Refs(repo); got != 0 {
+				t.Errorf("%s holds %d references after a failed AcquireAll, want 0", repo, got)
+			}
+		}
+		want := []string{"Mount a.cern.ch", "Mount b.cern.ch", "Mount c.cern.ch", "Unmount b.cern.ch", "Unmount a.cern.ch"}
+		if got := m.recorded(); !slices.Equal(got, want) {
+			t.Errorf("calls %q, want %q", got, want)
+		}
+	})
+
+	t.Run("invalid name", func(t *testing.T) {
+		r := NewRepositories(newRecordingMounter())
+		if err := r.Acquire("../etc"); !errors.Is(err, errBadRepository) {
+			t.Errorf("Acquire(../etc) = %v, want an invalid name error", err)
+		}
+	})
+}
+
+// TestRepositoriesConcurrent acquires and releases repositories from many
+// goroutines: each repository is mounted once and unmounted once, and
+// never by two calls at a time.
+func TestRepositoriesConcurrent(t *testing.T) {
+	m := newRecordingMounter()
+	r := NewRepositories(m)
+	repos := []string{"a.cern.ch", "b.cern.ch", "c.cern.ch"}
+
+	const users = 20
+	var wg sync.WaitGroup
+	for i := range users * len(repos) {
+		wg.Go(func() {
+			if err := r.Acquire(repos[i%len(repos)]); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, repo := range repos {
+		if got := r.Refs(repo); got != users {
+			t.Errorf("%s holds %d references, want %d", repo, got, users)
+		}
+	}
+	for i := range users * len(repos) {
+		wg.Go(func() {
+			if err := r.Release(repos[i%len(repos)]); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+
+	if m.overlap.Load() {
+		t.Error("two calls for one repository ran at the same time")
+	}
+	got := m.recorded()
+	slices.Sort(got)
+	want := []string{"Mount a.cern.ch", "Mount b.cern.ch", "Mount c.cern.ch",
+		"Unmount a.cern.ch", "Unmount b.cern.ch", "Unmount c.cern.ch"}
+	if !slices.Equal(got, want) {
+		t.Errorf("calls %q, want each repository mounted and unmounted once: %q", got, want)
+	}
+}
+
+// TestRepositoriesRunClient counts references over the real Client with a
+// fake cvmfs2 on PATH: two users of a repository run one cvmfs2.
+func TestRepositoriesRunClient(t *testing.T) {
+	log := fakeTools(t)
+	root := t.TempDir()
+	r := NewRepositories(&Client{Root: root, UID: 7, GID: 8})
+
+	for range 2 {
+		if err := r.Acquire("unpacked.cern.ch"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := calls(t, log)
+	if len(got) != 1 || got[0][0] != "cvmfs2" || got[0][3] != "unpacked.cern.ch" {
+		t.Fatalf("two Acquires ran %q, want one cvmfs2", got)
+	}
+	for range 2 {
+		if err := r.Release("unpacked.cern.ch"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := calls(t, log); len(got) != 1 {
+		t.Errorf("Release ran %q; unmounting needs no program", got[1:])
+	}
+}
