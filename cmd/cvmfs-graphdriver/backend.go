@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cvmfs-contrib/cvmfs-graphdriver/aufs"
 	"github.com/cvmfs-contrib/cvmfs-graphdriver/graphdriver"
 	"github.com/cvmfs-contrib/cvmfs-graphdriver/overlay2"
 )
@@ -16,12 +17,23 @@ type newBackend func(opts graphdriver.InitOptions, cvmfsRoot string) (graphdrive
 // backends are the storage backends by the name --backend takes.
 var backends = map[string]newBackend{
 	"overlay2": newOverlay2,
+	"aufs":     newAufs,
 }
 
 // newOverlay2 builds the overlay2 backend. It returns an untyped nil on
 // failure: a nil *overlay2.Driver in a Driver interface would not be nil.
 func newOverlay2(opts graphdriver.InitOptions, cvmfsRoot string) (graphdriver.Driver, error) {
 	d, err := overlay2.New(opts, cvmfsRoot)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// newAufs builds the aufs backend. On a kernel without aufs it fails with
+// one sentence that says so and points to overlay2.
+func newAufs(opts graphdriver.InitOptions, cvmfsRoot string) (graphdriver.Driver, error) {
+	d, err := aufs.New(opts, cvmfsRoot)
 	if err != nil {
 		return nil, err
 	}
