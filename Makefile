@@ -5,6 +5,8 @@
 #   make test       as root: vet, unit tests with -race, end-to-end tests
 #   make test-unit  unit tests with -race (no root needed)
 #   make test-e2e   as root: the plugin under a real dockerd
+#   make test-aufs  as root, on a kernel with aufs: the aufs backend's tests
+#                   mounting the kernel's aufs; fails when aufs is missing
 #   make vet        go vet
 #   make clean      remove what the build made
 #
@@ -16,6 +18,7 @@
 #   make install        plugin, docker plugin set $(PLUGIN_SETTINGS), enable
 #   make plugin-push REGISTRY=host:port
 #                       create $(REGISTRY)/$(PLUGIN_NAME):$(PLUGIN_TAG), push it
+#   make plugin-image   the same root file system as an image, with Dockerfile
 
 GO      ?= go
 BIN     := bin/cvmfs-graphdriver
@@ -28,7 +31,7 @@ LDFLAGS := -X main.version=$(VERSION)
 E2E_ENV     := CVMFS_GRAPHDRIVER_E2E=1
 E2E_TIMEOUT ?= 30m
 
-.PHONY: all build test test-unit test-e2e vet clean require-root
+.PHONY: all build test test-unit test-e2e test-aufs vet clean require-root
 
 all: build
 
@@ -52,6 +55,11 @@ test-unit:
 
 test-e2e: require-root
 	$(E2E_ENV) $(GO) test -count=1 -v -timeout $(E2E_TIMEOUT) ./test/e2e/
+
+# Without this the aufs tests mount through an emulator of aufs's branch
+# rules, since most kernels, this project's CI included, have no aufs.
+test-aufs: require-root
+	CVMFS_GRAPHDRIVER_AUFS=1 $(GO) test -count=1 -v ./aufs/
 
 vet:
 	$(GO) vet ./...
@@ -86,7 +94,7 @@ PLUGIN_LDFLAGS  := -s -w -buildid= -X main.version=$(VERSION)
 # propagated mount that holds dockerd's layers and the plugin's state.
 PLUGIN_MOUNTPOINTS := dev proc sys tmp cvmfs run/docker/plugins var/lib/docker-graph
 
-.PHONY: plugin-dir plugin plugin-enable plugin-push install
+.PHONY: plugin-dir plugin plugin-enable plugin-push plugin-image install
 
 plugin-dir:
 	rm -rf $(PLUGIN_DIR)
@@ -110,7 +118,15 @@ install: plugin
 	$(DOCKER) plugin enable $(PLUGIN_NAME):$(PLUGIN_TAG)
 	@echo "installed $(PLUGIN_NAME):$(PLUGIN_TAG); now run dockerd with --experimental -s $(PLUGIN_NAME)"
 
+# The plugin is created under its name in the registry only to push it, and
+# removed again: dockerd 20.10 refuses to create a second plugin from the
+# same layer ("content ... already exists"), so a copy left behind would
+# block `make plugin` on this daemon, and one already there blocks this.
 plugin-push: plugin-dir
 	@if [ -z "$(REGISTRY)" ]; then echo "plugin-push needs REGISTRY=host:port" >&2; exit 1; fi
 	$(DOCKER) plugin create $(REGISTRY)/$(PLUGIN_NAME):$(PLUGIN_TAG) $(PLUGIN_DIR)
-	$(DOCKER) plugin push $(REGISTRY)/$(PLUGIN_NAME):$(PLUGIN_TAG)
+	$(DOCKER) plugin push $(REGISTRY)/$(PLUGIN_NAME):$(PLUGIN_TAG); \
+		status=$$?; $(DOCKER) plugin rm $(REGISTRY)/$(PLUGIN_NAME):$(PLUGIN_TAG) && exit $$status
+
+plugin-image: plugin-dir
+	DOCKER_BUILDKIT=0 $(DOCKER) build -f Dockerfile -t $(PLUGIN_NAME)-rootfs:$(PLUGIN_TAG) $(PLUGIN_DIR)/rootfs

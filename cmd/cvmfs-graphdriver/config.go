@@ -63,6 +63,15 @@ type config struct {
 	mountMethod string
 	commitMode  string
 	version     bool
+	// holdOnError makes a plugin with a bad setting wait for its stop
+	// signal after reporting it, rather than exit.
+	holdOnError bool
+}
+
+// parsed returns what of cfg is known before its values are checked, for a
+// caller that got an error: whether to hold on error.
+func parsed(cfg config) config {
+	return config{holdOnError: cfg.holdOnError}
 }
 
 // parseConfig reads the settings from args (without the program name) and
@@ -103,39 +112,41 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.StringVar(&logLevel, "log-level", fromEnv("LOG_LEVEL", defaultLogLevel),
 		"least severe level logged: "+strings.Join(logLevels, ", ")+" (env LOG_LEVEL)")
 	fs.BoolVar(&cfg.version, "version", false, "print the version and exit")
+	fs.BoolVar(&cfg.holdOnError, "hold-on-error", false,
+		"after a bad setting, keep running until stopped instead of exiting (a managed plugin: dockerd restarts one that exits)")
 
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		return config{}, errors.Join(printUsage(fs, out), err)
 	}
 	if err != nil {
-		return config{}, fmt.Errorf("%w (see --help)", err)
+		return parsed(cfg), fmt.Errorf("%w (see --help)", err)
 	}
 	if fs.NArg() > 0 {
-		return config{}, fmt.Errorf("unexpected argument %q: %s takes only flags", fs.Arg(0), programName)
+		return parsed(cfg), fmt.Errorf("unexpected argument %q: %s takes only flags", fs.Arg(0), programName)
 	}
 	if cfg.version {
 		return cfg, nil
 	}
 
 	if !slices.Contains(logLevels, logLevel) {
-		return config{}, fmt.Errorf("unknown log level %q: valid levels are %s",
+		return parsed(cfg), fmt.Errorf("unknown log level %q: valid levels are %s",
 			logLevel, strings.Join(logLevels, ", "))
 	}
 	level, err := logrus.ParseLevel(logLevel)
 	if err != nil {
-		return config{}, fmt.Errorf("failed to parse log level %q: %w", logLevel, err)
+		return parsed(cfg), fmt.Errorf("failed to parse log level %q: %w", logLevel, err)
 	}
 	cfg.logLevel = level
 
 	if err := checkBackendName(cfg.backend); err != nil {
-		return config{}, err
+		return parsed(cfg), err
 	}
 	if err := checkMountMethod(cfg.mountMethod); err != nil {
-		return config{}, err
+		return parsed(cfg), err
 	}
 	if err := checkCommitMode(cfg.commitMode); err != nil {
-		return config{}, err
+		return parsed(cfg), err
 	}
 	return cfg, nil
 }

@@ -56,12 +56,12 @@ func TestParseConfig(t *testing.T) {
 		{
 			name:    "unknown backend",
 			args:    []string{"--backend", "devicemapper"},
-			wantErr: `unknown backend "devicemapper": valid backends are auto, overlay2`,
+			wantErr: `unknown backend "devicemapper": valid backends are ` + strings.Join(validBackends(), ", "),
 		},
 		{
 			name:    "unknown backend from environment",
-			env:     map[string]string{"BACKEND": "aufs"},
-			wantErr: `unknown backend "aufs": valid backends are auto, overlay2`,
+			env:     map[string]string{"BACKEND": "zfs"},
+			wantErr: `unknown backend "zfs": valid backends are ` + strings.Join(validBackends(), ", "),
 		},
 		{
 			name: "auto backend",
@@ -105,9 +105,9 @@ func TestParseConfig(t *testing.T) {
 		},
 		{
 			name: "version skips validation",
-			args: []string{"--version", "--backend", "aufs"},
+			args: []string{"--version", "--backend", "zfs"},
 			want: config{socket: defaultSocket, cvmfsRoot: defaultCVMFSRoot, stateDir: defaultStateDir,
-				backend: "aufs", mountMethod: mountExternal, commitMode: commitLocal, version: true},
+				backend: "zfs", mountMethod: mountExternal, commitMode: commitLocal, version: true},
 		},
 	}
 
@@ -145,7 +145,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 
 	help := out.String()
 	flags := []string{"socket", "cvmfs-root", "state-dir", "backend", "mount-method", "commit-mode",
-		"log-level", "version", "help"}
+		"log-level", "version", "hold-on-error", "help"}
 	for _, name := range flags {
 		lines := 0
 		for line := range strings.Lines(help) {

@@ -49,6 +49,14 @@ func run(ctx context.Context, args []string, getenv func(string) string,
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", programName, err)
+		if cfg.holdOnError {
+			// dockerd restarts a managed plugin that exits while it is
+			// being enabled, and dockerd 20.10 then keeps a stale task
+			// that blocks every later enable until dockerd restarts.
+			// Waiting for the stop signal that ends the failed enable
+			// reports the error once and leaves dockerd clean.
+			<-ctx.Done()
+		}
 		return 2
 	}
 	if cfg.version {

@@ -48,10 +48,48 @@ func TestRunVersion(t *testing.T) {
 
 func TestRunBadBackend(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"--backend", "aufs"}, noEnv, &stdout, &stderr)
-	want := "cvmfs-graphdriver: unknown backend \"aufs\": valid backends are auto, overlay2\n"
+	code := run(context.Background(), []string{"--backend", "zfs"}, noEnv, &stdout, &stderr)
+	want := "cvmfs-graphdriver: unknown backend \"zfs\": valid backends are " + strings.Join(validBackends(), ", ") + "\n"
 	if code != 2 || stderr.String() != want {
 		t.Errorf("got exit %d and %q, want 2 and %q", code, stderr.String(), want)
+	}
+}
+
+// TestRunHoldsOnError checks that with --hold-on-error a bad setting is
+// reported at once and the exit waits for the stop signal.
+func TestRunHoldsOnError(t *testing.T) {
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var stdout, stderr syncBuffer
+	exited := make(chan int, 1)
+	go func() {
+		exited <- run(ctx, []string{"--hold-on-error", "--commit-mode", "publish"}, noEnv, &stdout, &stderr)
+	}()
+
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(stderr.String(), `commit mode "publish" is not implemented`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no error reported; stderr: %q", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case code := <-exited:
+		t.Fatalf("exited with %d before it was stopped", code)
+	case <-time.After(100 * time.Millisecond):
+	}
+
+	stop()
+	select {
+	case code := <-exited:
+		if code != 2 {
+			t.Errorf("exit status %d, want 2", code)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("did not exit when stopped")
+	}
+	if n := strings.Count(stderr.String(), "\n"); n != 1 {
+		t.Errorf("stderr holds %d lines, want the one error:\n%s", n, stderr.String())
 	}
 }
 

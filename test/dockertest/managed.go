@@ -74,6 +74,13 @@ type ManagedConfig struct {
 	DriverName string
 	// LiveRestore starts dockerd with live-restore on.
 	LiveRestore bool
+	// Remote, when set, is a plugin reference in a registry to install
+	// with `docker plugin install` instead of creating the plugin from
+	// PluginDir.
+	Remote string
+	// Prepare, when set, runs against the daemon before the plugin is
+	// installed, for instance to log in to a registry.
+	Prepare func(t *testing.T, d *Daemon)
 }
 
 // Managed is a private dockerd whose storage driver is the managed plugin,
@@ -102,6 +109,102 @@ func StartManaged(t *testing.T, cfg ManagedConfig) *Managed {
 	return m
 }
 
+// StartBare runs a fresh daemon with the built-in vfs driver and no plugin,
+// for a test that installs the plugin itself; the teardown removes what a
+// managed plugin leaves once FindPlugin has named it.
+func StartBare(t *testing.T) *Managed {
+	t.Helper()
+
+	m := &Managed{PluginName: ManagedPluginName}
+	t.Cleanup(func() { m.removeLeftovers(t) })
+	m.Daemon = Start(t, Config{StorageDriver: "vfs"})
+	t.Cleanup(func() { m.quiesce(t) })
+	return m
+}
+
+// FindPlugin records the id of the plugin installed as name.
+func (m *Managed) FindPlugin(t *testing.T, name string) {
+	t.Helper()
+	m.PluginName = name
+	m.PluginID = strings.TrimSpace(m.MustDocker(t, "plugin", "inspect", "--format", "{{.ID}}", name))
+}
+
+// RestartWithConfig restarts dockerd with config as its configuration
+// file and without the -s and --experimental flags, which config must
+// then set as a user's /etc/docker/daemon.json would. dockerd must come
+// up with storage driver driver; the plugin's home is then that of a
+// managed plugin of that name.
+func (m *Managed) RestartWithConfig(t *testing.T, config []byte, driver string) {
+	t.Helper()
+
+	if err := m.stopDockerd(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(m.Dir, "daemon.json"), config, 0o644); err != nil {
+		t.Fatalf("failed to write daemon configuration: %v", err)
+	}
+	m.Driver = driver
+	m.Home = filepath.Join(m.PropagatedMount(), driver)
+
+	argv := []string{Dockerd,
+		"--config-file", filepath.Join(m.Dir, "daemon.json"),
+		"--data-root", m.DataRoot,
+		"--exec-root", filepath.Join(m.Dir, "exec"),
+		"-H", m.host,
+		"--pidfile", filepath.Join(m.Dir, "docker.pid"),
+		"--iptables=false", "--ip-masq=false", "--bridge=none",
+		"--containerd-namespace", m.name,
+		"--containerd-plugins-namespace", m.name + "-plugins",
+	}
+	p, err := startProcess("dockerd "+filepath.Base(m.Dir), filepath.Join(m.Dir, "dockerd.log"), argv, os.Environ())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.dockerd = p
+	if err := m.waitForDockerd(); err != nil {
+		t.Fatalf("%v\n%s", err, m.Logs())
+	}
+}
+
+// waitForDockerd waits until dockerd answers with the expected driver.
+func (m *Managed) waitForDockerd() error {
+	deadline := time.Now().Add(dockerdStartTimeout)
+	for {
+		res := m.docker("info", "--format", "{{.Driver}}")
+		if res.ExitCode == 0 {
+			if got := strings.TrimSpace(res.Stdout); got != m.Driver {
+				return fmt.Errorf("dockerd runs storage driver %q, want %q", got, m.Driver)
+			}
+			return nil
+		}
+		if m.dockerd.exited() {
+			return fmt.Errorf("dockerd exited during start: %v", m.dockerd.exitError())
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("dockerd did not answer within %s: %s", dockerdStartTimeout, res.Stderr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Shell runs a shell command line in dir against the daemon, as a user
+// whose DOCKER_HOST names it would, with the docker client that comes with
+// the daemon first in PATH, and returns its output. It must succeed.
+func (d *Daemon) Shell(t *testing.T, dir, line string) string {
+	t.Helper()
+
+	start := time.Now()
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", line)
+	cmd.Dir = dir
+	cmd.Env = append(slices.Clone(d.env), "PATH="+filepath.Dir(DockerCLI)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s: %v in %s", line, err, time.Since(start).Round(time.Millisecond))
+	if err != nil {
+		t.Fatalf("%s failed: %v\n%s", line, err, out)
+	}
+	return string(out)
+}
+
 // InstallManaged runs a fresh daemon with the built-in vfs driver, creates
 // the plugin in it, applies the settings and enables it, but leaves dockerd
 // on vfs. Use SwitchToPlugin to restart dockerd with the plugin.
@@ -118,12 +221,40 @@ func InstallManaged(t *testing.T, cfg ManagedConfig) *Managed {
 	m.Daemon = Start(t, Config{StorageDriver: "vfs"})
 	t.Cleanup(func() { m.quiesce(t) })
 
-	m.MustDocker(t, "plugin", "create", m.PluginName, cfg.PluginDir)
-	m.PluginID = strings.TrimSpace(m.MustDocker(t, "plugin", "inspect", "--format", "{{.ID}}", m.PluginName))
+	if cfg.Prepare != nil {
+		cfg.Prepare(t, m.Daemon)
+	}
+
 	settings := append([]string{"cvmfs.source=" + cfg.CVMFSSource}, cfg.Settings...)
-	m.MustDocker(t, append([]string{"plugin", "set", m.PluginName}, settings...)...)
-	m.MustDocker(t, "plugin", "enable", m.PluginName)
+	if cfg.Remote != "" {
+		m.MustDocker(t, append([]string{"plugin", "install", "--grant-all-permissions",
+			"--alias", m.PluginName, cfg.Remote}, settings...)...)
+	} else {
+		m.MustDocker(t, "plugin", "create", m.PluginName, cfg.PluginDir)
+		m.MustDocker(t, append([]string{"plugin", "set", m.PluginName}, settings...)...)
+		m.MustDocker(t, "plugin", "enable", m.PluginName)
+	}
+	m.PluginID = strings.TrimSpace(m.MustDocker(t, "plugin", "inspect", "--format", "{{.ID}}", m.PluginName))
 	return m
+}
+
+// Make runs a target of the project's Makefile in moduleDir against the
+// daemon, as a user whose DOCKER_HOST names it would, and returns its
+// output. The docker client that comes with the daemon is first in PATH.
+// The command must succeed.
+func (d *Daemon) Make(t *testing.T, moduleDir string, args ...string) string {
+	t.Helper()
+
+	start := time.Now()
+	cmd := exec.Command("make", append([]string{"--no-print-directory"}, args...)...)
+	cmd.Dir = moduleDir
+	cmd.Env = append(slices.Clone(d.env), "PATH="+filepath.Dir(DockerCLI)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	t.Logf("make %s: %v in %s", strings.Join(args, " "), err, time.Since(start).Round(time.Millisecond))
+	if err != nil {
+		t.Fatalf("make %s failed: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }
 
 // SwitchToPlugin restarts dockerd with the plugin as its storage driver.
@@ -139,6 +270,21 @@ func (m *Managed) SwitchToPlugin(t *testing.T) error {
 		return err
 	}
 	return m.startDockerd(t)
+}
+
+// SwitchToBuiltin restarts dockerd with the built-in vfs driver; the
+// plugin stays enabled but dockerd no longer uses it.
+func (m *Managed) SwitchToBuiltin(t *testing.T) {
+	t.Helper()
+
+	if err := m.stopDockerd(); err != nil {
+		t.Fatal(err)
+	}
+	m.Driver = "vfs"
+	m.Home = filepath.Join(m.DataRoot, m.Driver)
+	if err := m.startDockerd(t); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // PropagatedMount is the host directory the plugin's propagated mount maps
@@ -183,6 +329,32 @@ func (m *Managed) KillDockerd(t *testing.T) {
 	}
 	<-p.done
 	t.Logf("dockerd (pid %d) killed", p.pid())
+
+	// dockerd's containerd dies with it. On a host, init reaps it; the
+	// init of some containers and VMs reaps no orphans, and a zombie
+	// containerd whose pid is still in its pid file makes the next dockerd
+	// wait for it in vain ("timeout waiting for containerd to start").
+	// Removing the pid file of a containerd that has ended does what
+	// reaping it would.
+	pidFile := filepath.Join(m.Dir, "exec", "containerd", "containerd.pid")
+	data, err := os.ReadFile(pidFile)
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return
+	}
+	deadline := time.Now().Add(dockerdStopGrace)
+	for !processEnded(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("containerd (pid %d) still runs %s after dockerd was killed", pid, dockerdStopGrace)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := removeIfExists(pidFile); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // StartDockerd starts dockerd again after KillDockerd.
@@ -226,7 +398,7 @@ func (m *Managed) PluginPID() int {
 		return 0
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil || syscall.Kill(pid, 0) != nil {
+	if err != nil || processEnded(pid) {
 		return 0
 	}
 	return pid
@@ -242,10 +414,7 @@ func (m *Managed) KillPlugin(t *testing.T) {
 	if old == 0 {
 		t.Fatalf("the plugin does not run\n%s", m.Logs())
 	}
-	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
-		t.Fatalf("failed to kill the plugin (pid %d): %v", old, err)
-	}
-	t.Logf("plugin (pid %d) killed", old)
+	m.KillPluginProcess(t, old)
 
 	socket := filepath.Join(m.PluginRuntimeDir(), pluginSocketName)
 	deadline := time.Now().Add(pluginRestartTimeout)
@@ -262,6 +431,37 @@ func (m *Managed) KillPlugin(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// KillPluginProcess kills the plugin process pid with SIGKILL and waits
+// until it has ended, without waiting for dockerd to restart it.
+func (m *Managed) KillPluginProcess(t *testing.T, pid int) {
+	t.Helper()
+
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("failed to kill the plugin (pid %d): %v", pid, err)
+	}
+	deadline := time.Now().Add(pluginRestartTimeout)
+	for !processEnded(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("plugin process %d still runs %s after SIGKILL", pid, pluginRestartTimeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("plugin (pid %d) killed", pid)
+}
+
+// processEnded reports whether pid has exited: it is gone, or a zombie
+// waiting for its parent.
+func processEnded(pid int) bool {
+	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return true
+	}
+	line := string(data)
+	i := strings.LastIndexByte(line, ')')
+	fields := strings.Fields(line[i+1:])
+	return len(fields) > 0 && (fields[0] == "Z" || fields[0] == "X")
 }
 
 // PluginLog returns the lines of the dockerd log that carry the plugin's
@@ -295,22 +495,21 @@ func (m *Managed) quiesce(t *testing.T) {
 	if !m.cfg.LiveRestore {
 		return
 	}
+	// A reload cannot turn live-restore off for plugins (dockerd's plugin
+	// manager keeps the value it started with), so dockerd is restarted
+	// without it; its shutdown then stops the plugin.
+	if err := m.stopDockerd(); err != nil {
+		t.Errorf("daemon teardown: %v", err)
+		return
+	}
+	m.cfg.LiveRestore = false
 	if err := m.writeDaemonConfig(false); err != nil {
 		t.Errorf("daemon teardown: %v", err)
 		return
 	}
-	if err := m.dockerd.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Errorf("daemon teardown: failed to make dockerd reload its configuration: %v", err)
-		return
+	if err := m.startDockerd(t); err != nil {
+		t.Errorf("daemon teardown: %v", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if strings.TrimSpace(m.docker("info", "--format", "{{.LiveRestoreEnabled}}").Stdout) == "false" {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Errorf("daemon teardown: dockerd still has live-restore on after reloading its configuration")
 }
 
 // removeLeftovers runs after the daemon's teardown: it stops any process
