@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/moby/sys/mountinfo"
 )
 
 // outputWaitDelay bounds the wait for a command's output after it exits.
@@ -23,6 +26,9 @@ type Mounter interface {
 	// Unmount unmounts repository repo. A repository that is not mounted
 	// is not an error.
 	Unmount(repo string) error
+	// Mounted reports whether something is mounted where repository repo
+	// goes.
+	Mounted(repo string) (bool, error)
 }
 
 // Default names and settings of the client.
@@ -101,6 +107,21 @@ func (c *Client) Unmount(repo string) error {
 		return fmt.Errorf("failed to unmount repository %s: %w", repo, err)
 	}
 	return nil
+}
+
+// Mounted implements Mounter: it reports whether the mount point of
+// repository repo is a mount point. A mount point that does not exist is
+// not mounted.
+func (c *Client) Mounted(repo string) (bool, error) {
+	if err := ValidateRepository(repo); err != nil {
+		return false, err
+	}
+	target := c.Mountpoint(repo)
+	mounted, err := mountinfo.Mounted(target)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("failed to check whether repository %s is mounted on %s: %w", repo, target, err)
+	}
+	return mounted, nil
 }
 
 // Remount makes the client of repository repo serve the newest published

@@ -47,7 +47,11 @@ func (r *Repositories) state(repo string) *repoRefs {
 }
 
 // Acquire takes a reference to repository repo, mounting it if it had
-// none. If the mount fails, no reference is taken.
+// none. A repository that has no reference but is found mounted is taken
+// over as it is, not mounted a second time: a plugin that was killed and
+// started again finds the repositories its layers still use mounted, and
+// rebuilds their counts by acquiring them once per layer. If the mount
+// fails, no reference is taken.
 func (r *Repositories) Acquire(repo string) error {
 	if err := ValidateRepository(repo); err != nil {
 		return err
@@ -57,8 +61,14 @@ func (r *Repositories) Acquire(repo string) error {
 	defer s.mu.Unlock()
 
 	if s.refs == 0 {
-		if err := r.mounter.Mount(repo); err != nil {
+		mounted, err := r.mounter.Mounted(repo)
+		if err != nil {
 			return err
+		}
+		if !mounted {
+			if err := r.mounter.Mount(repo); err != nil {
+				return err
+			}
 		}
 	}
 	s.refs++

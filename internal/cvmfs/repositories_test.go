@@ -10,18 +10,20 @@ import (
 	"time"
 )
 
-// recordingMounter records its calls, fails those listed in fail, and
-// reports calls for one repository that overlap.
+// recordingMounter records its calls to Mount and Unmount, fails those
+// listed in fail, keeps which repositories are mounted, and reports calls
+// for one repository that overlap.
 type recordingMounter struct {
 	mu      sync.Mutex
 	calls   []string
 	fail    map[string]bool // "Mount repo" or "Unmount repo"
+	mounted map[string]bool
 	busy    map[string]bool
 	overlap atomic.Bool
 }
 
 func newRecordingMounter() *recordingMounter {
-	return &recordingMounter{fail: make(map[string]bool), busy: make(map[string]bool)}
+	return &recordingMounter{fail: make(map[string]bool), mounted: make(map[string]bool), busy: make(map[string]bool)}
 }
 
 func (m *recordingMounter) do(op, repo string) error {
@@ -42,11 +44,18 @@ func (m *recordingMounter) do(op, repo string) error {
 	if m.fail[call] {
 		return fmt.Errorf("%s failed", call)
 	}
+	m.mounted[repo] = op == "Mount"
 	return nil
 }
 
 func (m *recordingMounter) Mount(repo string) error   { return m.do("Mount", repo) }
 func (m *recordingMounter) Unmount(repo string) error { return m.do("Unmount", repo) }
+
+func (m *recordingMounter) Mounted(repo string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.mounted[repo], nil
+}
 
 func (m *recordingMounter) recorded() []string {
 	m.mu.Lock()
@@ -166,6 +175,31 @@ func TestRepositoriesFailures(t *testing.T) {
 			t.Errorf("Acquire(../etc) = %v, want an invalid name error", err)
 		}
 	})
+}
+
+// TestRepositoriesTakeOverMounted starts counting over a repository that
+// is already mounted, as a restarted plugin finds the repositories of the
+// layers it left mounted: it is not mounted again, and the last Release
+// unmounts it.
+func TestRepositoriesTakeOverMounted(t *testing.T) {
+	m := newRecordingMounter()
+	m.mounted["a.cern.ch"] = true
+	r := NewRepositories(m)
+
+	for range 2 {
+		if err := r.Acquire("a.cern.ch"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := m.recorded(); len(got) != 0 {
+		t.Errorf("acquiring a mounted repository made the calls %q, want none", got)
+	}
+	if err := r.ReleaseAll([]string{"a.cern.ch", "a.cern.ch"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := m.recorded(), []string{"Unmount a.cern.ch"}; !slices.Equal(got, want) {
+		t.Errorf("releasing it made the calls %q, want %q", got, want)
+	}
 }
 
 // TestRepositoriesConcurrent acquires and releases repositories from many
