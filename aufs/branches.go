@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -33,6 +34,18 @@ type stack struct {
 	ro     []branch
 	thinID string // the thin layer in the chain, if any
 	origin string // its descriptor's origin
+}
+
+// repositories returns the CernVM-FS repositories the stack's repository
+// layers lie in, each once, in the order the stack first names them.
+func (st stack) repositories() []string {
+	var repos []string
+	for _, b := range st.ro {
+		if b.repo != nil && !slices.Contains(repos, b.repo.Repository) {
+			repos = append(repos, b.repo.Repository)
+		}
+	}
+	return repos
 }
 
 // readParents returns the parent chain of layer id, the parent first; a

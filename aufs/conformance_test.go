@@ -12,6 +12,7 @@ import (
 
 	"github.com/cvmfs-contrib/cvmfs-graphdriver/graphdriver"
 	"github.com/cvmfs-contrib/cvmfs-graphdriver/graphdriver/graphtest"
+	"github.com/cvmfs-contrib/cvmfs-graphdriver/internal/cvmfs"
 )
 
 // kernelEnv makes the tests mount with the kernel's aufs instead of the
@@ -109,6 +110,22 @@ func TestConformance(t *testing.T) {
 			}
 		},
 	})
+}
+
+// TestRepositories runs the cases of the internal mount method against the
+// aufs backend, with the emulator (or the kernel's aufs under `make
+// test-aufs`) over the repositories the stand-in client mounts.
+func TestRepositories(t *testing.T) {
+	k := testKernel(defaultMaxBranches)
+	ms := newMounters(k.maxBranches)
+	factory := func(t testing.TB, home, cvmfsRoot string, repos *cvmfs.Repositories) graphdriver.Driver {
+		d, err := newDriver(graphdriver.InitOptions{Home: home}, cvmfsRoot, ms.forHome(home), k, WithRepositories(repos))
+		if err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		return d
+	}
+	graphtest.RunRepositories(t, factory, graphtest.Options{})
 }
 
 // inspectEmulatedMount checks that a layer is mounted by the emulator with

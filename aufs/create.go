@@ -113,7 +113,7 @@ func (d *Driver) create(id, parent string, opts graphdriver.CreateOpts) (retErr 
 // Remove implements graphdriver.Driver. Removing a layer that does not
 // exist succeeds, as with Docker's drivers, and clears what an interrupted
 // Create or Remove of it left behind.
-func (d *Driver) Remove(id string) error {
+func (d *Driver) Remove(id string) (retErr error) {
 	if err := validateID(id); err != nil {
 		return err
 	}
@@ -125,6 +125,13 @@ func (d *Driver) Remove(id string) error {
 	if err := d.unmountIfMounted(d.mntDir(id)); err != nil {
 		return fmt.Errorf("failed to remove layer %s: %w", id, err)
 	}
+	// With its mount gone, the layer holds its repositories no more,
+	// whatever else fails.
+	repos := s.repos
+	s.repos = nil
+	defer func() {
+		retErr = errors.Join(retErr, d.releaseRepositories(id, repos))
+	}()
 	if err := os.Remove(d.layerFile(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("failed to remove layer %s: %w", id, err)
 	}

@@ -128,11 +128,18 @@ func (d *Driver) Changes(id, parent string) ([]graphdriver.Change, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The branches below are read here, not mounted: the repositories
+	// they lie in are held while they are.
+	repos, err := d.acquireRepositories("read", id, st)
+	if err != nil {
+		return nil, err
+	}
 	lowers := make(union, 0, len(st.ro))
 	for _, b := range st.ro {
 		lowers = append(lowers, b.dir)
 	}
-	return aufsChanges(d.diffDir(id), lowers)
+	changes, err := aufsChanges(d.diffDir(id), lowers)
+	return changes, errors.Join(err, d.releaseRepositories(id, repos))
 }
 
 // checkDiffArgs checks that both layers exist and says whether parent is

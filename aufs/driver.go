@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/moby/sys/mountinfo"
 	"github.com/moby/sys/user"
 
 	"github.com/cvmfs-contrib/cvmfs-graphdriver/graphdriver"
@@ -47,6 +48,9 @@ type Driver struct {
 	idMap     user.IdentityMapping
 	mounter   mounter
 	kernel    kernel
+	// repos mounts repositories for the internal mount method; nil when
+	// the host mounts them.
+	repos Repositories
 
 	// mountMu makes aufs mounts one at a time, as Docker's aufs driver
 	// made them: they all share one xino file, and a layer's mount is a
@@ -67,6 +71,9 @@ type layerState struct {
 	// started.
 	refs   int
 	loaded bool
+	// repos are the repositories the layer's mount holds a reference to,
+	// with the internal mount method.
+	repos []string
 }
 
 // New initialises the backend in opts.Home, creating the layout if needed.
@@ -74,16 +81,17 @@ type layerState struct {
 // aufs, and when the home's file system cannot hold aufs branches. Thin
 // images resolve their layers below cvmfsRoot (thinimage.DefaultRoot when
 // empty). Daemon options in opts.Opts are refused: the backend has none.
-func New(opts graphdriver.InitOptions, cvmfsRoot string) (*Driver, error) {
+// Without options, the host mounts the repositories; see WithRepositories.
+func New(opts graphdriver.InitOptions, cvmfsRoot string, options ...Option) (*Driver, error) {
 	if err := Supported(); err != nil {
 		return nil, err
 	}
-	return newDriver(opts, cvmfsRoot, newKernelMounter(), detectKernel())
+	return newDriver(opts, cvmfsRoot, newKernelMounter(), detectKernel(), options...)
 }
 
 // newDriver is New with the mount step and the kernel's facts given, so
 // that tests can run the backend on a kernel without aufs.
-func newDriver(opts graphdriver.InitOptions, cvmfsRoot string, m mounter, k kernel) (*Driver, error) {
+func newDriver(opts graphdriver.InitOptions, cvmfsRoot string, m mounter, k kernel, options ...Option) (*Driver, error) {
 	if err := parseOptions(opts.Opts); err != nil {
 		return nil, err
 	}
@@ -117,6 +125,9 @@ func newDriver(opts graphdriver.InitOptions, cvmfsRoot string, m mounter, k kern
 		kernel:    k,
 		layers:    make(map[string]*layerState),
 	}
+	for _, o := range options {
+		o(d)
+	}
 	if err := d.removeTemporaries(); err != nil {
 		return nil, err
 	}
@@ -124,6 +135,9 @@ func newDriver(opts graphdriver.InitOptions, cvmfsRoot string, m mounter, k kern
 		return nil, err
 	}
 	if err := d.detectDirperm1(); err != nil {
+		return nil, err
+	}
+	if err := d.adoptMounted(); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -186,6 +200,7 @@ func (d *Driver) Status() [][2]string {
 		{"Dirs", strconv.Itoa(d.countEntries(layersDirName))},
 		{"Dirperm1 Supported", strconv.FormatBool(d.kernel.dirperm1)},
 		{"CernVM-FS Root", d.cvmfsRoot},
+		{"Mount Method", d.mountMethod()},
 		{"Thin Layers", strconv.Itoa(d.countEntries(thinDirName))},
 	}
 }
@@ -243,12 +258,34 @@ func (d *Driver) GetMetadata(id string) (map[string]string, error) {
 
 // Cleanup implements graphdriver.Driver: dockerd calls it when it shuts
 // down, after its containers stopped, so every mount left below home is
-// released.
+// released, and with them the repositories the layers held.
 func (d *Driver) Cleanup() error {
 	d.layersMu.Lock()
+	layers := d.layers
 	d.layers = make(map[string]*layerState)
 	d.layersMu.Unlock()
-	return d.unmountAllBelow(d.home)
+
+	errs := []error{d.unmountAllBelow(d.home)}
+	for id, s := range layers {
+		errs = append(errs, d.releaseUnmounted(id, s))
+	}
+	return errors.Join(errs...)
+}
+
+// releaseUnmounted releases the repositories of layer id unless the layer
+// is still mounted, as after a failed unmount.
+func (d *Driver) releaseUnmounted(id string, s *layerState) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.repos) == 0 {
+		return nil
+	}
+	if mounted, err := mountinfo.Mounted(d.mntDir(id)); err == nil && mounted {
+		return nil
+	}
+	repos := s.repos
+	s.repos = nil
+	return d.releaseRepositories(id, repos)
 }
 
 // Exists implements graphdriver.Driver.

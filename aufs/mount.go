@@ -33,7 +33,9 @@ type mountCall struct {
 // Get implements graphdriver.Driver. A layer without read-only branches (a
 // base layer, a thin layer, a layer right above an empty thin image) is
 // served from its diff directory; any other is mounted on mnt/<id> at its
-// first Get and shared by later ones.
+// first Get and shared by later ones. With the internal mount method the
+// first Get of a layer above a thin layer also acquires the thin image's
+// repositories; a Get that fails holds none.
 func (d *Driver) Get(id, mountLabel string) (_ string, retErr error) {
 	if err := validateID(id); err != nil {
 		return "", err
@@ -62,6 +64,17 @@ func (d *Driver) Get(id, mountLabel string) (_ string, retErr error) {
 		return target, d.saveRefs(s, id)
 	}
 
+	// The repositories must be mounted before prepareThin checks the
+	// layer directories in them.
+	repos, err := d.acquireRepositories("mount", id, st)
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		if retErr != nil {
+			retErr = errors.Join(retErr, d.releaseRepositories(id, repos))
+		}
+	}()
 	if st, err = d.prepareThin(id, st); err != nil {
 		return "", err
 	}
@@ -87,13 +100,18 @@ func (d *Driver) Get(id, mountLabel string) (_ string, retErr error) {
 			d.unmount(target)
 		}
 	}()
-	s.refs = 1
-	return target, d.saveRefs(s, id)
+	s.refs, s.repos = 1, repos
+	if err := d.saveRefs(s, id); err != nil {
+		s.refs, s.repos = 0, nil
+		return "", err
+	}
+	return target, nil
 }
 
 // Put implements graphdriver.Driver. The last Put of a mounted layer
-// unmounts it; the mount point stays, as in Docker's aufs layout. A Put
-// without a matching Get is harmless.
+// unmounts it and releases the repositories it held; the mount point
+// stays, as in Docker's aufs layout. A Put without a matching Get is
+// harmless.
 func (d *Driver) Put(id string) error {
 	if err := validateID(id); err != nil {
 		return err
@@ -113,7 +131,9 @@ func (d *Driver) Put(id string) error {
 	if err := d.unmountIfMounted(d.mntDir(id)); err != nil {
 		return fmt.Errorf("failed to unmount layer %s: %w", id, err)
 	}
-	return d.saveRefs(s, id)
+	repos := s.repos
+	s.repos = nil
+	return errors.Join(d.saveRefs(s, id), d.releaseRepositories(id, repos))
 }
 
 // mountCalls builds the mount system calls that mount layer id with the

@@ -27,8 +27,10 @@ type thinLayer struct {
 	Digest string `json:"digest"`
 	URL    string `json:"url"`
 
-	// Dir is the layer directory under the current CernVM-FS root.
-	Dir string `json:"-"`
+	// Repository is the repository the URL names, and Dir the layer
+	// directory under the current CernVM-FS root.
+	Repository string `json:"-"`
+	Dir        string `json:"-"`
 }
 
 // resolved returns the record's layers in the form package thinimage checks
@@ -36,7 +38,8 @@ type thinLayer struct {
 func (r *thinRecord) resolved() []thinimage.ResolvedLayer {
 	out := make([]thinimage.ResolvedLayer, 0, len(r.Layers))
 	for _, l := range r.Layers {
-		out = append(out, thinimage.ResolvedLayer{Index: l.Index, Digest: l.Digest, URL: l.URL, Dir: l.Dir})
+		out = append(out, thinimage.ResolvedLayer{Index: l.Index, Digest: l.Digest, URL: l.URL,
+			Repository: l.Repository, Dir: l.Dir})
 	}
 	return out
 }
@@ -114,6 +117,7 @@ func (d *Driver) readThin(id string) (*thinRecord, error) {
 		if err != nil {
 			return nil, fmt.Errorf("thin image layer %s: %w", id, err)
 		}
+		rec.Layers[i].Repository = loc.Repository
 		rec.Layers[i].Dir = loc.Dir(d.cvmfsRoot)
 	}
 	return &rec, nil

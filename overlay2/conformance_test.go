@@ -7,6 +7,7 @@ import (
 
 	"github.com/cvmfs-contrib/cvmfs-graphdriver/graphdriver"
 	"github.com/cvmfs-contrib/cvmfs-graphdriver/graphdriver/graphtest"
+	"github.com/cvmfs-contrib/cvmfs-graphdriver/internal/cvmfs"
 )
 
 // TestConformance runs the shared backend suite against overlay2.
@@ -41,4 +42,17 @@ var options = graphtest.Options{
 			t.Errorf("layer %s is mounted as %s, want overlay", id, m.FSType)
 		}
 	},
+}
+
+// TestRepositories runs the cases of the internal mount method against
+// overlay2, with real overlay mounts over the repositories the stand-in
+// client mounts.
+func TestRepositories(t *testing.T) {
+	graphtest.RunRepositories(t, func(t testing.TB, home, cvmfsRoot string, repos *cvmfs.Repositories) graphdriver.Driver {
+		d, err := New(graphdriver.InitOptions{Home: home}, cvmfsRoot, WithRepositories(repos))
+		if err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		return d
+	}, options)
 }

@@ -153,7 +153,7 @@ func (d *Driver) checkDepth(id, lower string) error {
 
 // Remove implements graphdriver.Driver. Removing a layer that does not
 // exist succeeds, as with Docker's overlay2.
-func (d *Driver) Remove(id string) error {
+func (d *Driver) Remove(id string) (retErr error) {
 	dir, err := d.layerDir(id)
 	if err != nil {
 		return err
@@ -166,6 +166,13 @@ func (d *Driver) Remove(id string) error {
 	if err := unmount(filepath.Join(dir, mergedDirName)); err != nil {
 		return err
 	}
+	// With its mount gone, the layer holds its repositories no more,
+	// whatever else fails.
+	repos := s.repos
+	s.repos = nil
+	defer func() {
+		retErr = errors.Join(retErr, d.releaseRepositories(id, repos))
+	}()
 	if link, err := os.ReadFile(filepath.Join(dir, linkFile)); err == nil && len(link) > 0 {
 		if err := os.Remove(filepath.Join(d.home, linkDir, string(link))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("failed to remove short link of layer %s: %w", id, err)

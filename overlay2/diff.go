@@ -127,11 +127,18 @@ func (d *Driver) Changes(id, parent string) ([]graphdriver.Change, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The lower directories are read here, not mounted: the repositories
+	// they lie in are held while they are.
+	repos, err := d.acquireRepositories("read", id, chain)
+	if err != nil {
+		return nil, err
+	}
 	lowers := make([]string, 0, len(chain.entries))
 	for _, e := range chain.entries {
 		lowers = append(lowers, e.abs)
 	}
-	return overlayChanges(filepath.Join(dir, diffDirName), lowers)
+	changes, err := overlayChanges(filepath.Join(dir, diffDirName), lowers)
+	return changes, errors.Join(err, d.releaseRepositories(id, repos))
 }
 
 // needNaiveDiff reports whether a diff of layer id against parent must be

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/moby/sys/mountinfo"
 	"github.com/moby/sys/user"
 
 	"github.com/cvmfs-contrib/cvmfs-graphdriver/graphdriver"
@@ -49,6 +50,9 @@ type Driver struct {
 	cvmfsRoot string
 	idMap     user.IdentityMapping
 	features  features
+	// repos mounts repositories for the internal mount method; nil when
+	// the host mounts them.
+	repos Repositories
 
 	// layersMu guards layers; each layer's own state has its own lock so
 	// that slow mounts of one layer never wait on another.
@@ -64,13 +68,17 @@ type layerState struct {
 	// started.
 	refs   int
 	loaded bool
+	// repos are the repositories the layer's mount holds a reference to,
+	// with the internal mount method.
+	repos []string
 }
 
 // New initialises the backend in opts.Home, creating it if needed, and
 // checks that the kernel and the backing file system can serve it. Thin
 // images resolve their layers below cvmfsRoot. Daemon options in opts.Opts
-// are refused unless listed in parseOptions.
-func New(opts graphdriver.InitOptions, cvmfsRoot string) (*Driver, error) {
+// are refused unless listed in parseOptions. Without options, the host
+// mounts the repositories; see WithRepositories.
+func New(opts graphdriver.InitOptions, cvmfsRoot string, options ...Option) (*Driver, error) {
 	if err := parseOptions(opts.Opts); err != nil {
 		return nil, err
 	}
@@ -100,7 +108,13 @@ func New(opts graphdriver.InitOptions, cvmfsRoot string) (*Driver, error) {
 		features:  feat,
 		layers:    make(map[string]*layerState),
 	}
+	for _, o := range options {
+		o(d)
+	}
 	if err := d.removeTemporaries(); err != nil {
+		return nil, err
+	}
+	if err := d.adoptMounted(); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -165,6 +179,7 @@ func (d *Driver) Status() [][2]string {
 		{"Supports d_type", strconv.FormatBool(d.features.dType)},
 		{"Native Overlay Diff", strconv.FormatBool(!d.features.naiveDiff)},
 		{"CernVM-FS Root", d.cvmfsRoot},
+		{"Mount Method", d.mountMethod()},
 		{"Thin Layers", strconv.Itoa(d.countThinLayers())},
 	}
 }
@@ -212,12 +227,35 @@ func (d *Driver) GetMetadata(id string) (map[string]string, error) {
 
 // Cleanup implements graphdriver.Driver: dockerd calls it when it shuts
 // down, after its containers stopped, so every mount left below home is
-// released.
+// released, and with them the repositories the layers held.
 func (d *Driver) Cleanup() error {
 	d.layersMu.Lock()
+	layers := d.layers
 	d.layers = make(map[string]*layerState)
 	d.layersMu.Unlock()
-	return unmountAllBelow(d.home)
+
+	errs := []error{unmountAllBelow(d.home)}
+	for id, s := range layers {
+		errs = append(errs, d.releaseUnmounted(id, s))
+	}
+	return errors.Join(errs...)
+}
+
+// releaseUnmounted releases the repositories of layer id unless the layer
+// is still mounted, as after a failed unmount.
+func (d *Driver) releaseUnmounted(id string, s *layerState) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.repos) == 0 {
+		return nil
+	}
+	merged := filepath.Join(d.home, id, mergedDirName)
+	if mounted, err := mountinfo.Mounted(merged); err == nil && mounted {
+		return nil
+	}
+	repos := s.repos
+	s.repos = nil
+	return d.releaseRepositories(id, repos)
 }
 
 // Exists implements graphdriver.Driver.

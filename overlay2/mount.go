@@ -15,7 +15,9 @@ import (
 // Get implements graphdriver.Driver. A layer without lower directories (a
 // base layer, a thin layer, a layer above an empty thin image) is served
 // from its diff directory; any other is mounted on its merged directory on
-// the first Get and shared by later ones.
+// the first Get and shared by later ones. With the internal mount method
+// the first Get of a layer above a thin layer also acquires the thin
+// image's repositories; a Get that fails holds none.
 func (d *Driver) Get(id, mountLabel string) (_ string, retErr error) {
 	dir, err := d.layerDir(id)
 	if err != nil {
@@ -49,6 +51,17 @@ func (d *Driver) Get(id, mountLabel string) (_ string, retErr error) {
 		return merged, d.saveRefs(s, dir)
 	}
 
+	// The repositories must be mounted before prepareThin checks the
+	// layer directories in them.
+	repos, err := d.acquireRepositories("mount", id, chain)
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		if retErr != nil {
+			retErr = errors.Join(retErr, d.releaseRepositories(id, repos))
+		}
+	}()
 	if chain, err = d.prepareThin(id, chain); err != nil {
 		return "", err
 	}
@@ -71,14 +84,18 @@ func (d *Driver) Get(id, mountLabel string) (_ string, retErr error) {
 			unmount(merged)
 		}
 	}()
-	s.refs = 1
-	return merged, d.saveRefs(s, dir)
+	s.refs, s.repos = 1, repos
+	if err := d.saveRefs(s, dir); err != nil {
+		s.refs, s.repos = 0, nil
+		return "", err
+	}
+	return merged, nil
 }
 
 // Put implements graphdriver.Driver. The last Put of a mounted layer
 // unmounts it and removes the mount point, so the layer's files are not
-// reachable through a stale mount in another namespace. A Put without a
-// matching Get is harmless.
+// reachable through a stale mount in another namespace, and releases the
+// repositories the layer held. A Put without a matching Get is harmless.
 func (d *Driver) Put(id string) error {
 	dir, err := d.layerDir(id)
 	if err != nil {
@@ -103,7 +120,9 @@ func (d *Driver) Put(id string) error {
 	// Removing the mount point may fail while it is still a mount point
 	// in another namespace; it is then left for the next Get to reuse.
 	os.Remove(merged)
-	return d.saveRefs(s, dir)
+	repos := s.repos
+	s.repos = nil
+	return errors.Join(d.saveRefs(s, dir), d.releaseRepositories(id, repos))
 }
 
 // mountChain returns the lower directories layer id is mounted with.

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/cvmfs-contrib/cvmfs-graphdriver/thinimage"
@@ -29,8 +30,10 @@ type thinLayer struct {
 	// directory, for mounts that use relative paths.
 	Link string `json:"link"`
 
-	// Dir is the layer directory under the current CernVM-FS root.
-	Dir string `json:"-"`
+	// Repository is the repository the URL names, and Dir the layer
+	// directory under the current CernVM-FS root.
+	Repository string `json:"-"`
+	Dir        string `json:"-"`
 }
 
 // lowerEntry is one lower directory of a mount.
@@ -48,6 +51,18 @@ type lowerEntry struct {
 type lowerChain struct {
 	entries []lowerEntry
 	thinID  string // the thin layer in the chain, if any
+}
+
+// repositories returns the CernVM-FS repositories the chain's layers lie
+// in, each once, in the order the chain first names them.
+func (c lowerChain) repositories() []string {
+	var repos []string
+	for _, e := range c.entries {
+		if e.thin != nil && !slices.Contains(repos, e.thin.Repository) {
+			repos = append(repos, e.thin.Repository)
+		}
+	}
+	return repos
 }
 
 // detectThin is called after a layer's tar was applied. If the layer holds a
@@ -135,6 +150,7 @@ func (d *Driver) readThin(id string) (*thinRecord, error) {
 		if err != nil {
 			return nil, fmt.Errorf("thin image layer %s: %w", id, err)
 		}
+		rec.Layers[i].Repository = loc.Repository
 		rec.Layers[i].Dir = loc.Dir(d.cvmfsRoot)
 	}
 	return &rec, nil
