@@ -10,9 +10,18 @@ import (
 	"github.com/cvmfs-contrib/cvmfs-graphdriver/overlay2"
 )
 
-// newBackend builds a backend driver from dockerd's Init and the directory
-// where CernVM-FS repositories are mounted.
-type newBackend func(opts graphdriver.InitOptions, cvmfsRoot string) (graphdriver.Driver, error)
+// newBackend builds a backend driver from dockerd's Init, the directory
+// where CernVM-FS repositories are mounted, and the repositories to mount
+// them through with the internal mount method (nil with the external
+// one).
+type newBackend func(opts graphdriver.InitOptions, cvmfsRoot string, repos repositories) (graphdriver.Driver, error)
+
+// repositories mounts repositories on demand for the internal mount
+// method; both backends take one, and *cvmfs.Repositories is one.
+type repositories interface {
+	AcquireAll(repos []string) error
+	ReleaseAll(repos []string) error
+}
 
 // backends are the storage backends by the name --backend takes.
 var backends = map[string]newBackend{
@@ -22,8 +31,12 @@ var backends = map[string]newBackend{
 
 // newOverlay2 builds the overlay2 backend. It returns an untyped nil on
 // failure: a nil *overlay2.Driver in a Driver interface would not be nil.
-func newOverlay2(opts graphdriver.InitOptions, cvmfsRoot string) (graphdriver.Driver, error) {
-	d, err := overlay2.New(opts, cvmfsRoot)
+func newOverlay2(opts graphdriver.InitOptions, cvmfsRoot string, repos repositories) (graphdriver.Driver, error) {
+	var options []overlay2.Option
+	if repos != nil {
+		options = append(options, overlay2.WithRepositories(repos))
+	}
+	d, err := overlay2.New(opts, cvmfsRoot, options...)
 	if err != nil {
 		return nil, err
 	}
@@ -32,8 +45,12 @@ func newOverlay2(opts graphdriver.InitOptions, cvmfsRoot string) (graphdriver.Dr
 
 // newAufs builds the aufs backend. On a kernel without aufs it fails with
 // one sentence that says so and points to overlay2.
-func newAufs(opts graphdriver.InitOptions, cvmfsRoot string) (graphdriver.Driver, error) {
-	d, err := aufs.New(opts, cvmfsRoot)
+func newAufs(opts graphdriver.InitOptions, cvmfsRoot string, repos repositories) (graphdriver.Driver, error) {
+	var options []aufs.Option
+	if repos != nil {
+		options = append(options, aufs.WithRepositories(repos))
+	}
+	d, err := aufs.New(opts, cvmfsRoot, options...)
 	if err != nil {
 		return nil, err
 	}

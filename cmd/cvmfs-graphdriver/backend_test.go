@@ -22,7 +22,7 @@ func TestAufsBackendWithoutAufs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("--backend aufs: %v", err)
 	}
-	d, err := newDriver(graphdriver.InitOptions{Home: filepath.Join(t.TempDir(), "aufs")}, t.TempDir())
+	d, err := newDriver(graphdriver.InitOptions{Home: filepath.Join(t.TempDir(), "aufs")}, t.TempDir(), nil)
 	if d != nil {
 		t.Errorf("the constructor returned a driver (%v) with its error", d)
 	}

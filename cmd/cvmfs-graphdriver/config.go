@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/cvmfs-contrib/cvmfs-graphdriver/internal/cvmfs"
 )
 
 // Defaults of the settings, used when neither a flag nor an environment
@@ -22,6 +24,8 @@ const (
 	defaultLogLevel  = "info"
 	defaultMount     = mountExternal
 	defaultCommit    = commitLocal
+	defaultCVMFS2    = cvmfs.DefaultBinary
+	defaultCVMFSUser = "cvmfs"
 )
 
 // Mount methods: how CernVM-FS repositories come to be mounted.
@@ -62,10 +66,25 @@ type config struct {
 	// mountMethod is one of mountMethods, commitMode one of commitModes.
 	mountMethod string
 	commitMode  string
-	version     bool
+	// cvmfs2 is the client program the internal mount method runs, and
+	// cvmfsUser the user it runs as, as given.
+	cvmfs2    string
+	cvmfsUser string
+	// client is what the internal mount method found of them; zero with
+	// the external method.
+	client  clientConfig
+	version bool
 	// holdOnError makes a plugin with a bad setting wait for its stop
 	// signal after reporting it, rather than exit.
 	holdOnError bool
+}
+
+// clientConfig is the CernVM-FS client the internal mount method runs.
+type clientConfig struct {
+	// binary is the absolute path of cvmfs2.
+	binary string
+	// uid and gid are the ids of the user the client drops to.
+	uid, gid int
 }
 
 // parsed returns what of cfg is known before its values are checked, for a
@@ -107,6 +126,10 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 			"; auto keeps the one that made the home, else asks the kernel (env BACKEND)")
 	fs.StringVar(&cfg.mountMethod, "mount-method", fromEnv("MOUNT_METHOD", defaultMount),
 		"how repositories get mounted: external (by the host) or internal (by the plugin with cvmfs2) (env MOUNT_METHOD)")
+	fs.StringVar(&cfg.cvmfs2, "cvmfs2", fromEnv("CVMFS2_BINARY", defaultCVMFS2),
+		"the CernVM-FS client the internal mount method runs, looked up in PATH unless it holds a slash (env CVMFS2_BINARY)")
+	fs.StringVar(&cfg.cvmfsUser, "cvmfs-user", fromEnv("CVMFS_USER", defaultCVMFSUser),
+		"the user the CernVM-FS client of the internal mount method runs as, from /etc/passwd (env CVMFS_USER)")
 	fs.StringVar(&cfg.commitMode, "commit-mode", fromEnv("COMMIT_MODE", defaultCommit),
 		"what a commit on a thin image makes: local (an ordinary layer) or publish (env COMMIT_MODE)")
 	fs.StringVar(&logLevel, "log-level", fromEnv("LOG_LEVEL", defaultLogLevel),
@@ -145,6 +168,13 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if err := checkMountMethod(cfg.mountMethod); err != nil {
 		return parsed(cfg), err
 	}
+	if cfg.mountMethod == mountInternal {
+		client, err := findClient(cfg.cvmfs2, cfg.cvmfsUser, getenv("PATH"))
+		if err != nil {
+			return parsed(cfg), err
+		}
+		cfg.client = client
+	}
 	if err := checkCommitMode(cfg.commitMode); err != nil {
 		return parsed(cfg), err
 	}
@@ -159,6 +189,8 @@ var metavars = map[string]string{
 	"backend":      "NAME",
 	"log-level":    "LEVEL",
 	"mount-method": "METHOD",
+	"cvmfs2":       "PROGRAM",
+	"cvmfs-user":   "USER",
 	"commit-mode":  "MODE",
 }
 
@@ -182,20 +214,12 @@ func printUsage(fs *flag.FlagSet, out io.Writer) error {
 	return tw.Flush()
 }
 
-// checkMountMethod refuses a mount method that is unknown or that this build
-// cannot honour.
+// checkMountMethod refuses a mount method that is unknown.
 func checkMountMethod(method string) error {
-	switch method {
-	case mountExternal:
-		return nil
-	case mountInternal:
-		// The backends do not yet ask for repositories to be mounted, so a
-		// plugin that accepted this would never mount anything.
-		return fmt.Errorf("mount method %q is not available in this version: the backends do not mount "+
-			"repositories themselves yet; mount CernVM-FS on the host and use %q", method, mountExternal)
-	default:
+	if !slices.Contains(mountMethods, method) {
 		return fmt.Errorf("unknown mount method %q: valid methods are %s", method, strings.Join(mountMethods, ", "))
 	}
+	return nil
 }
 
 // checkCommitMode refuses a commit mode that is unknown or not implemented.

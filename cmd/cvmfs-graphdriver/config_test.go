@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -19,6 +22,8 @@ func TestParseConfig(t *testing.T) {
 		logLevel:    logrus.InfoLevel,
 		mountMethod: mountExternal,
 		commitMode:  commitLocal,
+		cvmfs2:      defaultCVMFS2,
+		cvmfsUser:   defaultCVMFSUser,
 	}
 
 	tests := []struct {
@@ -37,21 +42,24 @@ func TestParseConfig(t *testing.T) {
 			args: []string{"--socket", "/run/x.sock", "--cvmfs-root=/mnt/cvmfs", "--state-dir", "/s",
 				"--backend", "overlay2", "--log-level", "debug"},
 			want: config{socket: "/run/x.sock", cvmfsRoot: "/mnt/cvmfs", stateDir: "/s",
-				backend: "overlay2", logLevel: logrus.DebugLevel, mountMethod: mountExternal, commitMode: commitLocal},
+				backend: "overlay2", logLevel: logrus.DebugLevel, mountMethod: mountExternal, commitMode: commitLocal,
+				cvmfs2: defaultCVMFS2, cvmfsUser: defaultCVMFSUser},
 		},
 		{
 			name: "environment",
 			env: map[string]string{"SOCKET": "/run/e.sock", "CVMFS_ROOT": "/e/cvmfs",
 				"STATE_DIR": "/e/state", "BACKEND": "overlay2", "LOG_LEVEL": "warn"},
 			want: config{socket: "/run/e.sock", cvmfsRoot: "/e/cvmfs", stateDir: "/e/state",
-				backend: "overlay2", logLevel: logrus.WarnLevel, mountMethod: mountExternal, commitMode: commitLocal},
+				backend: "overlay2", logLevel: logrus.WarnLevel, mountMethod: mountExternal, commitMode: commitLocal,
+				cvmfs2: defaultCVMFS2, cvmfsUser: defaultCVMFSUser},
 		},
 		{
 			name: "flag wins over environment",
 			args: []string{"--log-level", "error", "--state-dir", "/f/state"},
 			env:  map[string]string{"LOG_LEVEL": "debug", "STATE_DIR": "/e/state"},
 			want: config{socket: defaultSocket, cvmfsRoot: defaultCVMFSRoot, stateDir: "/f/state",
-				backend: defaultBackend, logLevel: logrus.ErrorLevel, mountMethod: mountExternal, commitMode: commitLocal},
+				backend: defaultBackend, logLevel: logrus.ErrorLevel, mountMethod: mountExternal, commitMode: commitLocal,
+				cvmfs2: defaultCVMFS2, cvmfsUser: defaultCVMFSUser},
 		},
 		{
 			name:    "unknown backend",
@@ -74,9 +82,20 @@ func TestParseConfig(t *testing.T) {
 			wantErr: `unknown mount method "autofs": valid methods are external, internal`,
 		},
 		{
-			name:    "internal mount method refused",
+			name:    "internal mount method without a client in PATH",
 			args:    []string{"--mount-method", "internal"},
-			wantErr: `mount method "internal" is not available in this version: the backends do not mount repositories themselves yet; mount CernVM-FS on the host and use "external"`,
+			env:     map[string]string{"PATH": "/nonexistent/bin"},
+			wantErr: `mount method "internal" needs the CernVM-FS client: cvmfs2 not found in PATH; install cvmfs or use --mount-method external`,
+		},
+		{
+			name:    "internal mount method without PATH",
+			env:     map[string]string{"MOUNT_METHOD": "internal"},
+			wantErr: `mount method "internal" needs the CernVM-FS client: cvmfs2 not found in PATH; install cvmfs or use --mount-method external`,
+		},
+		{
+			name:    "internal mount method with a missing client",
+			env:     map[string]string{"MOUNT_METHOD": "internal", "CVMFS2_BINARY": "/nonexistent/cvmfs2"},
+			wantErr: `mount method "internal" needs the CernVM-FS client: /nonexistent/cvmfs2 does not exist; install cvmfs or use --mount-method external`,
 		},
 		{
 			name:    "unknown commit mode",
@@ -107,7 +126,8 @@ func TestParseConfig(t *testing.T) {
 			name: "version skips validation",
 			args: []string{"--version", "--backend", "zfs"},
 			want: config{socket: defaultSocket, cvmfsRoot: defaultCVMFSRoot, stateDir: defaultStateDir,
-				backend: "zfs", mountMethod: mountExternal, commitMode: commitLocal, version: true},
+				backend: "zfs", mountMethod: mountExternal, commitMode: commitLocal,
+				cvmfs2: defaultCVMFS2, cvmfsUser: defaultCVMFSUser, version: true},
 		},
 	}
 
@@ -136,6 +156,77 @@ func TestParseConfig(t *testing.T) {
 	}
 }
 
+// TestParseConfigInternal takes the internal mount method with a client in
+// PATH or named by path, and the user it runs as from /etc/passwd, where
+// root always is.
+func TestParseConfigInternal(t *testing.T) {
+	bin := t.TempDir()
+	client := filepath.Join(bin, "cvmfs2")
+	if err := os.WriteFile(client, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	notExec := filepath.Join(bin, "cvmfs2-data")
+	if err := os.WriteFile(notExec, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pathList := "/nonexistent/bin" + string(os.PathListSeparator) + bin
+
+	tests := []struct {
+		name       string
+		args       []string
+		env        map[string]string
+		wantClient clientConfig
+		wantErr    string
+	}{
+		{
+			name:       "client in PATH",
+			args:       []string{"--mount-method", "internal", "--cvmfs-user", "root"},
+			env:        map[string]string{"PATH": pathList},
+			wantClient: clientConfig{binary: client, uid: 0, gid: 0},
+		},
+		{
+			name:       "client by path from the environment",
+			env:        map[string]string{"MOUNT_METHOD": "internal", "CVMFS2_BINARY": client, "CVMFS_USER": "root"},
+			wantClient: clientConfig{binary: client, uid: 0, gid: 0},
+		},
+		{
+			name:    "client that is not executable",
+			args:    []string{"--mount-method", "internal", "--cvmfs2", notExec, "--cvmfs-user", "root"},
+			wantErr: `mount method "internal" needs the CernVM-FS client: ` + notExec + ` is not an executable file; install cvmfs or use --mount-method external`,
+		},
+		{
+			name: "no such user",
+			args: []string{"--mount-method", "internal", "--cvmfs-user", "no-such-user-here"},
+			env:  map[string]string{"PATH": pathList},
+			wantErr: `mount method "internal" needs the user the CernVM-FS client runs as: no user "no-such-user-here" in /etc/passwd; ` +
+				`install cvmfs, which creates it, or name another with --cvmfs-user`,
+		},
+		{
+			name:       "external ignores the client",
+			args:       []string{"--cvmfs2", "/nonexistent/cvmfs2", "--cvmfs-user", "no-such-user-here"},
+			wantClient: clientConfig{},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			getenv := func(name string) string { return tc.env[name] }
+			cfg, err := parseConfig(tc.args, getenv, io.Discard)
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != tc.wantErr {
+					t.Fatalf("got error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if cfg.client != tc.wantClient {
+				t.Errorf("found client %+v, want %+v", cfg.client, tc.wantClient)
+			}
+		})
+	}
+}
+
 func TestHelpListsEveryFlag(t *testing.T) {
 	var out bytes.Buffer
 	_, err := parseConfig([]string{"--help"}, func(string) string { return "" }, &out)
@@ -144,7 +235,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 	}
 
 	help := out.String()
-	flags := []string{"socket", "cvmfs-root", "state-dir", "backend", "mount-method", "commit-mode",
+	flags := []string{"socket", "cvmfs-root", "state-dir", "backend", "mount-method", "cvmfs2", "cvmfs-user", "commit-mode",
 		"log-level", "version", "hold-on-error", "help"}
 	for _, name := range flags {
 		lines := 0

@@ -23,6 +23,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/cvmfs-contrib/cvmfs-graphdriver/graphdriver"
+	"github.com/cvmfs-contrib/cvmfs-graphdriver/internal/cvmfs"
 )
 
 const programName = "cvmfs-graphdriver"
@@ -76,6 +77,10 @@ func run(ctx context.Context, args []string, getenv func(string) string,
 // done, then removes the socket.
 func serve(ctx context.Context, cfg config, log *logrus.Entry) error {
 	sel := &selector{requested: cfg.backend, backends: backends, kernel: hostKernel{}, log: log}
+	if cfg.mountMethod == mountInternal {
+		client := &cvmfs.Client{Root: cfg.cvmfsRoot, Binary: cfg.client.binary, UID: cfg.client.uid, GID: cfg.client.gid}
+		sel.repositories = func() repositories { return cvmfs.NewRepositories(client) }
+	}
 	handler, err := graphdriver.NewHandler(graphdriver.Config{
 		Init: func(opts graphdriver.InitOptions) (graphdriver.Driver, error) {
 			return sel.newDriver(opts, cfg.cvmfsRoot)
@@ -95,7 +100,7 @@ func serve(ctx context.Context, cfg config, log *logrus.Entry) error {
 	}
 	checkCVMFSRoot(cfg.cvmfsRoot, log)
 
-	log.WithFields(logrus.Fields{
+	fields := logrus.Fields{
 		"version":      version,
 		"socket":       cfg.socket,
 		"backend":      cfg.backend,
@@ -103,7 +108,12 @@ func serve(ctx context.Context, cfg config, log *logrus.Entry) error {
 		"state-dir":    cfg.stateDir,
 		"mount-method": cfg.mountMethod,
 		"commit-mode":  cfg.commitMode,
-	}).Info("cvmfs-graphdriver serving")
+	}
+	if cfg.mountMethod == mountInternal {
+		fields["cvmfs2"] = cfg.client.binary
+		fields["cvmfs-user"] = cfg.cvmfsUser
+	}
+	log.WithFields(fields).Info("cvmfs-graphdriver serving")
 
 	served := make(chan error, 1)
 	go func() { served <- plugin.Serve(sock.listener) }()

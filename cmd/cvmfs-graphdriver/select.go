@@ -73,6 +73,11 @@ type selector struct {
 	backends map[string]newBackend
 	kernel   kernelFS
 	log      *logrus.Entry
+	// repositories returns new, empty reference counts of the
+	// repositories the driver mounts with the internal mount method; nil
+	// with the external one. Each driver gets its own: a driver built
+	// after a restart counts again the layers still mounted.
+	repositories func() repositories
 }
 
 // newDriver picks the backend for opts.Home, builds it and records its name
@@ -89,7 +94,11 @@ func (s *selector) newDriver(opts graphdriver.InitOptions, cvmfsRoot string) (gr
 	if err != nil {
 		return nil, err
 	}
-	d, err := s.backends[name](opts, cvmfsRoot)
+	var repos repositories
+	if s.repositories != nil {
+		repos = s.repositories()
+	}
+	d, err := s.backends[name](opts, cvmfsRoot, repos)
 	if err != nil {
 		return nil, err
 	}

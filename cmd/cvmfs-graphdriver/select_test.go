@@ -41,7 +41,7 @@ func (b *fakeBackend) Cleanup() error { b.cleaned = true; return nil }
 func fakeBackends(names ...string) map[string]newBackend {
 	m := make(map[string]newBackend)
 	for _, name := range names {
-		m[name] = func(opts graphdriver.InitOptions, _ string) (graphdriver.Driver, error) {
+		m[name] = func(opts graphdriver.InitOptions, _ string, _ repositories) (graphdriver.Driver, error) {
 			if _, err := os.Stat(filepath.Join(opts.Home, "refuse")); err == nil {
 				return nil, errors.New("backend refuses this home")
 			}
