@@ -42,6 +42,10 @@ type Config struct {
 	Plugin string
 	// CVMFSRoot is the plugin's --cvmfs-root.
 	CVMFSRoot string
+	// PluginArgs are more flags for the plugin, and PluginEnv more
+	// environment variables (NAME=VALUE) for it.
+	PluginArgs []string
+	PluginEnv  []string
 	// StorageDriver names a built-in driver ("vfs") for a daemon without
 	// plugin, used to check the harness itself.
 	StorageDriver string
@@ -101,8 +105,7 @@ func Start(t *testing.T, cfg Config) *Daemon {
 	}
 
 	if cfg.Plugin != "" {
-		p, err := startPlugin(cfg.Plugin, d.Driver, cfg.CVMFSRoot,
-			filepath.Join(dir, "state"), filepath.Join(dir, "plugin.log"))
+		p, err := startPlugin(cfg, d.Driver, filepath.Join(dir, "state"), filepath.Join(dir, "plugin.log"))
 		if err != nil {
 			t.Fatal(err)
 		}

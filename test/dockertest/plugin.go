@@ -45,10 +45,10 @@ func PluginBinary(moduleDir, outDir string) (string, error) {
 	return out, nil
 }
 
-// startPlugin runs the plugin binary as a legacy plugin named name, serving
-// on /run/docker/plugins/<name>.sock, and waits until it accepts
-// connections.
-func startPlugin(bin, name, cvmfsRoot, stateDir, logPath string) (*process, error) {
+// startPlugin runs the plugin binary cfg names as a legacy plugin named
+// name, serving on /run/docker/plugins/<name>.sock, and waits until it
+// accepts connections.
+func startPlugin(cfg Config, name, stateDir, logPath string) (*process, error) {
 	if err := os.MkdirAll(PluginDir, 0o755); err != nil {
 		return nil, fmt.Errorf("failed to create %s: %w", PluginDir, err)
 	}
@@ -57,13 +57,15 @@ func startPlugin(bin, name, cvmfsRoot, stateDir, logPath string) (*process, erro
 		return nil, err
 	}
 
-	argv := []string{bin,
+	argv := []string{cfg.Plugin,
 		"--socket", socket,
-		"--cvmfs-root", cvmfsRoot,
+		"--cvmfs-root", cfg.CVMFSRoot,
 		"--state-dir", stateDir,
 		"--log-level", "debug",
 	}
-	p, err := startProcess("plugin "+name, logPath, argv, os.Environ())
+	argv = append(argv, cfg.PluginArgs...)
+	env := append(os.Environ(), cfg.PluginEnv...)
+	p, err := startProcess("plugin "+name, logPath, argv, env)
 	if err != nil {
 		return nil, err
 	}
