@@ -94,4 +94,17 @@
 // through before the branch is read, the driver does that, through an
 // optional interface the kernel's mounter does not implement, before Diff,
 // Changes and DiffSize read the branch of a mounted layer.
+//
+// # Mounting repositories
+//
+// By default the host mounts CernVM-FS repositories below the CernVM-FS
+// root. With WithRepositories (the plugin's internal mount method) the
+// driver has them mounted itself: the first Get of a layer above a thin
+// layer acquires every repository its descriptor's layers lie in, before
+// the layer directories are checked, and the Put that unmounts the layer
+// releases them, so a repository stays mounted exactly while a mounted
+// layer stacks it. Changes, which reads the layers below a layer without
+// mounting it, holds them while it reads. The references live in memory
+// only; a driver built after a restart of the plugin takes them again for
+// every layer it finds mounted, before it serves any call.
 package aufs

@@ -41,4 +41,17 @@
 // layer's own directory is not among them, so thin.json never shows inside a
 // container, and Diff of the thin layer yields thin.json alone, so the image
 // stays thin when it is saved or pushed.
+//
+// # Mounting repositories
+//
+// By default the host mounts CernVM-FS repositories below the CernVM-FS
+// root. With WithRepositories (the plugin's internal mount method) the
+// driver has them mounted itself: the first Get of a layer above a thin
+// layer acquires every repository its descriptor's layers lie in, before
+// the layer directories are checked, and the Put that unmounts the layer
+// releases them, so a repository stays mounted exactly while a mounted
+// layer stacks it. Changes, which reads the layers below a layer without
+// mounting it, holds them while it reads. The references live in memory
+// only; a driver built after a restart of the plugin takes them again for
+// every layer it finds mounted, before it serves any call.
 package overlay2
