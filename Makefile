@@ -8,6 +8,9 @@
 #   make test-aufs  as root, on a kernel with aufs: the aufs backend's tests
 #                   mounting the kernel's aufs; fails when aufs is missing
 #   make vet        go vet
+#   make bench      as root: the benchmarks (BENCHMARKS.md), under 30 minutes
+#   make bench-quick
+#                   as root: the same with a small image, under 5 minutes
 #   make clean      remove what the build made
 #
 # The managed (v2) plugin, against the daemon DOCKER_HOST names:
@@ -73,6 +76,26 @@ require-root:
 		echo "run it as root, or run 'make test-unit' for the tests that need no root" >&2; \
 		exit 1; \
 	fi
+
+# The benchmarks: bench/ is a program that starts its own daemons, registry
+# and file server, and writes bench/results/. Built images are kept in
+# BENCH_CACHE between runs; bench-clean removes them.
+BENCH_OUT   ?= bench/results
+BENCH_CACHE ?= /var/cache/cvmfs-bench
+BENCH_FLAGS ?=
+
+.PHONY: bench bench-quick bench-deps bench-clean
+bench: require-root bench-deps
+	$(GO) run ./bench --out $(BENCH_OUT) --cache $(BENCH_CACHE) $(BENCH_FLAGS)
+
+bench-quick: require-root bench-deps
+	$(GO) run ./bench --quick --out $(BENCH_OUT)/quick --cache $(BENCH_CACHE) $(BENCH_FLAGS)
+
+bench-deps: require-root
+	scripts/bench-deps.sh
+
+bench-clean:
+	rm -rf $(BENCH_CACHE)
 
 # Figures for docs/whiteouts.md: the AUFS marker walk and whiteout layers.
 .PHONY: bench-markers
