@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -207,6 +208,20 @@ func TestAUFSMarkersInRepositoryLayers(t *testing.T) {
 		},
 		want: tree{"d": "d", "d/x": "d", "d/x/new": "f:new"},
 	}, {
+		name: "both kinds of marker for one name",
+		layers: []tree{
+			{"m/x": "f:x", "m/y": "f:y", "d/a": "f:a", "d/b": "f:b"},
+			{"m/.wh.x": "f:", "m/x": "w", "d": "o", "d/.wh..wh..opq": "f:", "d/c": "f:c"},
+		},
+		want: tree{"m": "d", "m/y": "f:y", "d": "d", "d/c": "f:c"},
+	}, {
+		name: "file deleted and re-created in the same layer",
+		layers: []tree{
+			{"f": "f:old", "g": "f:g"},
+			{".wh.f": "f:", "f": "f:new"},
+		},
+		want: tree{"f": "f:new", "g": "f:g"},
+	}, {
 		name: "opaque root",
 		layers: []tree{
 			{"a": "f:a", "b/c": "f:c"},
@@ -299,4 +314,64 @@ func TestContainerChangesAboveAUFSMarkers(t *testing.T) {
 	if !reflect.DeepEqual(changes, want) {
 		t.Errorf("Changes = %v, want %v", changes, want)
 	}
+}
+
+// TestAUFSMarkersCountAgainstDepth checks that the local whiteout layers
+// count against the lower layer limit, and that going past it is an error
+// naming the thin image, not a failed mount.
+func TestAUFSMarkersCountAgainstDepth(t *testing.T) {
+	requireRoot(t)
+	// layers returns count repository layers, the last two with a marker
+	// each, so that the container needs count+2 lower layers.
+	layers := func(count int) []tree {
+		ls := []tree{{"x": "f:x", "y": "f:y"}}
+		for i := 1; i < count-2; i++ {
+			ls = append(ls, tree{fmt.Sprintf("f%03d", i): "f:"})
+		}
+		return append(ls, tree{".wh.x": "f:"}, tree{".wh.y": "f:"})
+	}
+
+	t.Run("at the limit", func(t *testing.T) {
+		d, id := runThin(t, layers(maxDepth-2))
+		dir, err := d.Get(id, "")
+		if err != nil {
+			t.Fatalf("Get with %d lower layers: %v", maxDepth, err)
+		}
+		defer d.Put(id)
+		for _, name := range []string{"x", "y", ".wh.x"} {
+			if _, err := os.Lstat(filepath.Join(dir, name)); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("%s is visible in the container (%v)", name, err)
+			}
+		}
+	})
+
+	t.Run("past the limit", func(t *testing.T) {
+		root := t.TempDir()
+		var digests []string
+		for i, l := range layers(maxDepth - 1) {
+			digest := fmt.Sprintf("%064x", i+1)
+			writeTree(t, filepath.Join(root, "test.example.org", "layers", digest), l)
+			digests = append(digests, digest)
+		}
+		d := newTestDriver(t, t.TempDir(), root)
+		if err := d.Create("thin", "", graphdriver.CreateOpts{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.ApplyDiff("thin", "", thinTar(t, "test.example.org", digests)); err != nil {
+			t.Fatalf("ApplyDiff of the thin layer: %v", err)
+		}
+		err := d.CreateReadWrite("container", "thin", graphdriver.CreateOpts{})
+		if err == nil {
+			t.Fatalf("a container layer with %d lower layers was created", maxDepth+1)
+		}
+		for _, want := range []string{"thin image in layer thin", "origin test", "needs 129 lower layers",
+			"counting 2 local layers that honour its whiteout markers", "at most 128"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not say %q", err, want)
+			}
+		}
+		if d.Exists("container") {
+			t.Error("the refused container layer was left behind")
+		}
+	})
 }

@@ -141,14 +141,36 @@ func (d *Driver) checkDepth(id, lower string) error {
 		return err
 	}
 	if len(chain.entries) > maxDepth {
-		what := "the image"
-		if chain.thinID != "" {
-			what = fmt.Sprintf("the image (thin layer %s)", chain.thinID)
-		}
-		return fmt.Errorf("cannot create layer %s: %s has %d layers below it and the %s backend mounts at most %d",
-			id, what, len(chain.entries), Name, maxDepth)
+		return d.depthError("create", id, chain)
 	}
 	return nil
+}
+
+// depthError says that layer id cannot be made or mounted above chain
+// because it is too deep. For a thin image it names the thin layer and the
+// image's origin, and counts the local whiteout layers, which the user did
+// not make and would not otherwise know about.
+func (d *Driver) depthError(op, id string, chain lowerChain) error {
+	if chain.thinID == "" {
+		return fmt.Errorf("cannot %s layer %s: the image has %d layers below it and the %s backend mounts at most %d",
+			op, id, len(chain.entries), Name, maxDepth)
+	}
+	origin := ""
+	if rec, err := d.readThin(chain.thinID); err == nil && rec.Origin != "" {
+		origin = fmt.Sprintf(" (origin %s)", rec.Origin)
+	}
+	whiteouts := 0
+	for _, e := range chain.entries {
+		if e.whiteout {
+			whiteouts++
+		}
+	}
+	counting := ""
+	if whiteouts > 0 {
+		counting = fmt.Sprintf(", counting %d local layers that honour its whiteout markers,", whiteouts)
+	}
+	return fmt.Errorf("cannot %s layer %s: the thin image in layer %s%s needs %d lower layers%s and the %s backend mounts at most %d",
+		op, id, chain.thinID, origin, len(chain.entries), counting, Name, maxDepth)
 }
 
 // Remove implements graphdriver.Driver. Removing a layer that does not

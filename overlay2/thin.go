@@ -274,12 +274,7 @@ func (d *Driver) prepareThin(id string, chain lowerChain) (lowerChain, error) {
 		}
 	}
 	if len(chain.entries) > maxDepth {
-		origin := ""
-		if rec, err := d.readThin(chain.thinID); err == nil && rec.Origin != "" {
-			origin = fmt.Sprintf(" (origin %s)", rec.Origin)
-		}
-		return chain, fmt.Errorf("cannot mount layer %s: the thin image in layer %s%s needs %d lower layers, counting the local layers that honour its whiteout markers, and the %s backend mounts at most %d",
-			id, chain.thinID, origin, len(chain.entries), Name, maxDepth)
+		return chain, d.depthError("mount", id, chain)
 	}
 	return chain, nil
 }
