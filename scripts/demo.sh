@@ -57,7 +57,13 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 1
 fi
 
+if ! command -v go >/dev/null 2>&1; then
+  echo "the demo builds the plugin with Go 1.26: none found in PATH or /usr/local/go/bin" >&2
+  exit 1
+fi
+
 missing=()
+command -v make >/dev/null 2>&1 || missing+=(make)
 command -v dockerd >/dev/null 2>&1 && [[ -x /usr/bin/docker ]] || missing+=(docker.io)
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 if ((${#missing[@]} > 0)); then
