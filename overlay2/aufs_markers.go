@@ -39,6 +39,13 @@ import (
 // local layers belong to one thin layer's chain. They are built once, the
 // first time the repository layers can be read, and removed with the thin
 // layer.
+//
+// Finding the markers means walking every repository layer. The walk reads
+// directories only, which CernVM-FS serves from its catalogs, but over a
+// file system that fetches each directory from a server it is the one cost
+// of a thin layer that grows with the image. A layer whose descriptor entry
+// declares "whiteouts": "overlay" is not walked: its writer says it has no
+// markers.
 
 // AUFS marker names.
 const (
@@ -134,9 +141,11 @@ func (d *Driver) ensureWhiteouts(id string, chain lowerChain) (retErr error) {
 		if e.thin == nil {
 			continue
 		}
-		m, err := scanMarkers(e.abs)
-		if err != nil {
-			return fmt.Errorf("thin image layer %s: %w", id, err)
+		var m layerMarkers
+		if !e.thin.NoMarkers {
+			if m, err = scanMarkers(e.abs); err != nil {
+				return fmt.Errorf("thin image layer %s: %w", id, err)
+			}
 		}
 		if m.empty() {
 			below = append([]string{e.abs}, below...)

@@ -97,17 +97,29 @@ func readTree(t *testing.T, dir string) tree {
 // thinTar returns a layer tar holding a descriptor for layers of repo.
 func thinTar(t *testing.T, repo string, digests []string) *bytes.Buffer {
 	t.Helper()
+	return declaredThinTar(t, repo, digests, nil)
+}
+
+// declaredThinTar is thinTar with the whiteout format of each layer
+// declared as whiteouts says; an empty string declares nothing.
+func declaredThinTar(t *testing.T, repo string, digests, whiteouts []string) *bytes.Buffer {
+	t.Helper()
 	type layer struct {
-		Digest string `json:"digest"`
-		URL    string `json:"url"`
+		Digest    string `json:"digest"`
+		URL       string `json:"url"`
+		Whiteouts string `json:"whiteouts,omitempty"`
 	}
 	desc := struct {
 		Version string  `json:"version"`
 		Origin  string  `json:"origin"`
 		Layers  []layer `json:"layers"`
 	}{Version: "1.0", Origin: "test"}
-	for _, d := range digests {
-		desc.Layers = append(desc.Layers, layer{Digest: d, URL: "cvmfs://" + repo + "/layers/" + d})
+	for i, d := range digests {
+		l := layer{Digest: d, URL: "cvmfs://" + repo + "/layers/" + d}
+		if i < len(whiteouts) {
+			l.Whiteouts = whiteouts[i]
+		}
+		desc.Layers = append(desc.Layers, l)
 	}
 	data, err := json.Marshal(desc)
 	if err != nil {
@@ -128,6 +140,13 @@ func thinTar(t *testing.T, repo string, digests []string) *bytes.Buffer {
 // container layer's id.
 func runThin(t *testing.T, layers []tree) (*Driver, string) {
 	t.Helper()
+	return runDeclaredThin(t, layers, nil)
+}
+
+// runDeclaredThin is runThin with the layers' whiteout formats declared in
+// the descriptor, as declaredThinTar does.
+func runDeclaredThin(t *testing.T, layers []tree, whiteouts []string) (*Driver, string) {
+	t.Helper()
 	root := t.TempDir()
 	const repo = "test.example.org"
 	var digests []string
@@ -140,7 +159,7 @@ func runThin(t *testing.T, layers []tree) (*Driver, string) {
 	if err := d.Create("thin", "", graphdriver.CreateOpts{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.ApplyDiff("thin", "", thinTar(t, repo, digests)); err != nil {
+	if _, err := d.ApplyDiff("thin", "", declaredThinTar(t, repo, digests, whiteouts)); err != nil {
 		t.Fatalf("ApplyDiff of the thin layer: %v", err)
 	}
 	if err := d.CreateReadWrite("container", "thin", graphdriver.CreateOpts{}); err != nil {
@@ -374,4 +393,37 @@ func TestAUFSMarkersCountAgainstDepth(t *testing.T) {
 			t.Error("the refused container layer was left behind")
 		}
 	})
+}
+
+// TestDeclaredWhiteoutFormat checks that a layer the descriptor declares to
+// be in overlay format is taken at its word and not walked for AUFS
+// markers, while a layer declared "aufs" or not declared is.
+func TestDeclaredWhiteoutFormat(t *testing.T) {
+	requireRoot(t)
+	// The upper layer has a marker; whether it is honoured tells whether
+	// the layer was walked.
+	layers := []tree{{"a": "f:a", "b": "f:b"}, {".wh.a": "f:"}}
+	tests := []struct {
+		name      string
+		whiteouts []string
+		want      tree
+	}{
+		{"undeclared", nil, tree{"b": "f:b"}},
+		{"declared aufs", []string{"overlay", "aufs"}, tree{"b": "f:b"}},
+		{"declared something else", []string{"overlay", "btrfs"}, tree{"b": "f:b"}},
+		{"declared overlay", []string{"overlay", "overlay"}, tree{"a": "f:a", "b": "f:b", ".wh.a": "f:"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, id := runDeclaredThin(t, layers, tt.whiteouts)
+			dir, err := d.Get(id, "")
+			if err != nil {
+				t.Fatalf("Get: %v", err)
+			}
+			defer d.Put(id)
+			if got := readTree(t, dir); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("container sees\n%v\nwant\n%v", got, tt.want)
+			}
+		})
+	}
 }

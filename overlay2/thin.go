@@ -29,6 +29,9 @@ type thinLayer struct {
 	// Link is the short link name below l/ that points at the layer
 	// directory, for mounts that use relative paths.
 	Link string `json:"link"`
+	// NoMarkers is set when the descriptor declares the layer free of
+	// AUFS markers, so that it is not walked looking for them.
+	NoMarkers bool `json:"no_markers,omitempty"`
 
 	// Repository is the repository the URL names, and Dir the layer
 	// directory under the current CernVM-FS root.
@@ -103,7 +106,8 @@ func (d *Driver) detectThin(id, diffDir string) (retErr error) {
 		if err := os.Symlink(l.Dir, filepath.Join(d.home, linkDir, link)); err != nil {
 			return fmt.Errorf("failed to link thin layer %s: %w", l.URL, err)
 		}
-		rec.Layers = append(rec.Layers, thinLayer{Index: l.Index, Digest: l.Digest, URL: l.URL, Link: link})
+		rec.Layers = append(rec.Layers, thinLayer{Index: l.Index, Digest: l.Digest, URL: l.URL, Link: link,
+			NoMarkers: desc.Layers[l.Index].HasNoAUFSMarkers()})
 	}
 	data, err := json.Marshal(rec)
 	if err != nil {

@@ -45,7 +45,26 @@ type Descriptor struct {
 type Layer struct {
 	Digest string `json:"digest"`
 	URL    string `json:"url"`
+	// Whiteouts is the format the layer directory records deletions in,
+	// as its writer declares it: WhiteoutsOverlay, WhiteoutsAUFS, or
+	// empty when unknown. Readers treat any other value as unknown.
+	Whiteouts string `json:"whiteouts,omitempty"`
 }
+
+// Whiteout formats a layer may declare.
+const (
+	// WhiteoutsOverlay declares that the layer records deletions only as
+	// overlay whiteouts and opaque directories and holds no AUFS markers,
+	// so a driver need not walk it looking for them.
+	WhiteoutsOverlay = "overlay"
+	// WhiteoutsAUFS declares that the layer records deletions as AUFS
+	// markers, as cvmfs_server ingest leaves them.
+	WhiteoutsAUFS = "aufs"
+)
+
+// HasNoAUFSMarkers reports whether the layer's writer declared that it
+// holds no AUFS markers.
+func (l Layer) HasNoAUFSMarkers() bool { return l.Whiteouts == WhiteoutsOverlay }
 
 // Parse decodes and validates a descriptor. Every error it returns is a
 // *DescriptorError naming the offending field; the package documentation
@@ -128,8 +147,9 @@ type rawDescriptor struct {
 }
 
 type rawLayer struct {
-	Digest json.RawMessage `json:"digest"`
-	URL    json.RawMessage `json:"url"`
+	Digest    json.RawMessage `json:"digest"`
+	URL       json.RawMessage `json:"url"`
+	Whiteouts json.RawMessage `json:"whiteouts"`
 }
 
 func parse(data []byte) (*Descriptor, *DescriptorError) {
@@ -199,6 +219,13 @@ func decodeLayers(raw json.RawMessage) ([]Layer, *DescriptorError) {
 		}
 		if err := decodeString(rl.URL, field+".url", &layers[i].URL); err != nil {
 			return nil, err
+		}
+		// A declaration this reader cannot read is no declaration: the
+		// layer is then looked at as any undeclared one.
+		var whiteouts string
+		if decodeString(rl.Whiteouts, "", &whiteouts) == nil &&
+			(whiteouts == WhiteoutsOverlay || whiteouts == WhiteoutsAUFS) {
+			layers[i].Whiteouts = whiteouts
 		}
 	}
 	return layers, nil

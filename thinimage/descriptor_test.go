@@ -49,14 +49,14 @@ func TestParseAccepts(t *testing.T) {
 			want: Descriptor{
 				Version: "1.0",
 				Origin:  "library/ubuntu:22.04@https://registry-1.docker.io/v2",
-				Layers:  []Layer{{hexA, urlA}, {hexB, urlB}},
+				Layers:  []Layer{{Digest: hexA, URL: urlA}, {Digest: hexB, URL: urlB}},
 				Comment: "converted",
 			},
 		},
 		{
 			name: "version 1.7",
 			data: descriptorJSON("1.7", twoLayers),
-			want: Descriptor{Version: "1.7", Layers: []Layer{{hexA, urlA}, {hexB, urlB}}},
+			want: Descriptor{Version: "1.7", Layers: []Layer{{Digest: hexA, URL: urlA}, {Digest: hexB, URL: urlB}}},
 		},
 		{
 			name: "version 1.10",
@@ -66,7 +66,7 @@ func TestParseAccepts(t *testing.T) {
 		{
 			name: "legacy version 0.1",
 			data: descriptorJSON("0.1", twoLayers),
-			want: Descriptor{Version: "0.1", Layers: []Layer{{hexA, urlA}, {hexB, urlB}}},
+			want: Descriptor{Version: "0.1", Layers: []Layer{{Digest: hexA, URL: urlA}, {Digest: hexB, URL: urlB}}},
 		},
 		{
 			name: "empty layers is a scratch image",
@@ -93,52 +93,74 @@ func TestParseAccepts(t *testing.T) {
 			data: `{"version": "1.2", "signature": {"alg": "x"}, "whiteouts": "aufs", "layers": [
 				{"digest": "` + hexA + `", "url": "` + urlA + `", "size": 12, "format": ["overlay"]}
 			]}`,
-			want: Descriptor{Version: "1.2", Layers: []Layer{{hexA, urlA}}},
+			want: Descriptor{Version: "1.2", Layers: []Layer{{Digest: hexA, URL: urlA}}},
+		},
+		{
+			name: "whiteout formats declared",
+			data: `{"version": "1.0", "layers": [
+				{"digest": "` + hexA + `", "url": "` + urlA + `", "whiteouts": "overlay"},
+				{"digest": "` + hexB + `", "url": "` + urlB + `", "whiteouts": "aufs"}
+			]}`,
+			want: Descriptor{Version: "1.0", Layers: []Layer{
+				{Digest: hexA, URL: urlA, Whiteouts: WhiteoutsOverlay},
+				{Digest: hexB, URL: urlB, Whiteouts: WhiteoutsAUFS},
+			}},
+		},
+		{
+			name: "whiteout formats not understood read as unknown",
+			data: `{"version": "1.0", "layers": [
+				{"digest": "` + hexA + `", "url": "` + urlA + `", "whiteouts": "zfs"},
+				{"digest": "` + hexB + `", "url": "` + urlB + `", "whiteouts": ["overlay"]},
+				{"digest": "` + hexA + `", "url": "` + urlA + `", "whiteouts": null}
+			]}`,
+			want: Descriptor{Version: "1.0", Layers: []Layer{
+				{Digest: hexA, URL: urlA}, {Digest: hexB, URL: urlB}, {Digest: hexA, URL: urlA},
+			}},
 		},
 		{
 			name: "keys matched without regard to case",
 			data: `{"Version": "1.0", "LAYERS": [{"Digest": "` + hexA + `", "URL": "` + urlA + `"}]}`,
-			want: Descriptor{Version: "1.0", Layers: []Layer{{hexA, urlA}}},
+			want: Descriptor{Version: "1.0", Layers: []Layer{{Digest: hexA, URL: urlA}}},
 		},
 		{
 			name: "sha256 prefix",
 			data: descriptorJSON("1.0", "["+layerJSON("sha256:"+hexA, urlA)+"]"),
-			want: Descriptor{Version: "1.0", Layers: []Layer{{"sha256:" + hexA, urlA}}},
+			want: Descriptor{Version: "1.0", Layers: []Layer{{Digest: "sha256:" + hexA, URL: urlA}}},
 		},
 		{
 			name: "sha512 prefix",
 			data: descriptorJSON("1.0", "["+layerJSON("sha512:"+hexA+hexB, urlA)+"]"),
-			want: Descriptor{Version: "1.0", Layers: []Layer{{"sha512:" + hexA + hexB, urlA}}},
+			want: Descriptor{Version: "1.0", Layers: []Layer{{Digest: "sha512:" + hexA + hexB, URL: urlA}}},
 		},
 		{
 			name: "algorithm with separators",
 			data: descriptorJSON("1.0", "["+layerJSON("multihash+base58.v1_x-y:ab", urlA)+"]"),
-			want: Descriptor{Version: "1.0", Layers: []Layer{{"multihash+base58.v1_x-y:ab", urlA}}},
+			want: Descriptor{Version: "1.0", Layers: []Layer{{Digest: "multihash+base58.v1_x-y:ab", URL: urlA}}},
 		},
 		{
 			name: "short digest",
 			data: descriptorJSON("1.0", "["+layerJSON("5f70bf18a086", urlA)+"]"),
-			want: Descriptor{Version: "1.0", Layers: []Layer{{"5f70bf18a086", urlA}}},
+			want: Descriptor{Version: "1.0", Layers: []Layer{{Digest: "5f70bf18a086", URL: urlA}}},
 		},
 		{
 			name: "same layer twice",
 			data: descriptorJSON("1.0", "["+layerJSON(hexA, urlA)+", "+layerJSON(hexB, urlB)+", "+layerJSON(hexA, urlA)+"]"),
-			want: Descriptor{Version: "1.0", Layers: []Layer{{hexA, urlA}, {hexB, urlB}, {hexA, urlA}}},
+			want: Descriptor{Version: "1.0", Layers: []Layer{{Digest: hexA, URL: urlA}, {Digest: hexB, URL: urlB}, {Digest: hexA, URL: urlA}}},
 		},
 		{
 			name: "same path in two repositories",
 			data: descriptorJSON("1.0", "["+layerJSON(hexA, "cvmfs://a.org/x")+", "+layerJSON(hexA, "cvmfs://b.org/x/y")+"]"),
-			want: Descriptor{Version: "1.0", Layers: []Layer{{hexA, "cvmfs://a.org/x"}, {hexA, "cvmfs://b.org/x/y"}}},
+			want: Descriptor{Version: "1.0", Layers: []Layer{{Digest: hexA, URL: "cvmfs://a.org/x"}, {Digest: hexA, URL: "cvmfs://b.org/x/y"}}},
 		},
 		{
 			name: "sibling whose name extends another",
 			data: descriptorJSON("1.0", "["+layerJSON(hexA, "cvmfs://r/a")+", "+layerJSON(hexA, "cvmfs://r/a-b")+", "+layerJSON(hexA, "cvmfs://r/ab/c")+"]"),
-			want: Descriptor{Version: "1.0", Layers: []Layer{{hexA, "cvmfs://r/a"}, {hexA, "cvmfs://r/a-b"}, {hexA, "cvmfs://r/ab/c"}}},
+			want: Descriptor{Version: "1.0", Layers: []Layer{{Digest: hexA, URL: "cvmfs://r/a"}, {Digest: hexA, URL: "cvmfs://r/a-b"}, {Digest: hexA, URL: "cvmfs://r/ab/c"}}},
 		},
 		{
 			name: "url kept as written",
 			data: descriptorJSON("1.0", "["+layerJSON(hexA, "cvmfs://repo/a/../b/")+"]"),
-			want: Descriptor{Version: "1.0", Layers: []Layer{{hexA, "cvmfs://repo/a/../b/"}}},
+			want: Descriptor{Version: "1.0", Layers: []Layer{{Digest: hexA, URL: "cvmfs://repo/a/../b/"}}},
 		},
 		{
 			name: "surrounding whitespace",
@@ -351,7 +373,7 @@ func TestReadFile(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ReadFile failed: %v", err)
 		}
-		if want := []Layer{{hexA, urlA}}; !reflect.DeepEqual(d.Layers, want) {
+		if want := []Layer{{Digest: hexA, URL: urlA}}; !reflect.DeepEqual(d.Layers, want) {
 			t.Fatalf("Layers = %+v, want %+v", d.Layers, want)
 		}
 	})
@@ -412,7 +434,7 @@ func TestMarshal(t *testing.T) {
 	d := &Descriptor{
 		Version: "1.0",
 		Origin:  "library/ubuntu:22.04@https://registry-1.docker.io/v2?a=1&b=<2>",
-		Layers:  []Layer{{"sha256:" + hexA, urlA}, {hexB, urlB}},
+		Layers:  []Layer{{Digest: "sha256:" + hexA, URL: urlA}, {Digest: hexB, URL: urlB}},
 	}
 	want := `{
   "version": "1.0",
@@ -454,11 +476,11 @@ func TestMarshalRoundTrip(t *testing.T) {
 			name: "full",
 			in: Descriptor{
 				Version: "1.0", MinVersion: "1.0", Origin: "library/alpine:3", Comment: "a \"quoted\" comment\n",
-				Layers: []Layer{{hexA, urlA}, {"sha512:" + hexB, urlB}},
+				Layers: []Layer{{Digest: hexA, URL: urlA}, {Digest: "sha512:" + hexB, URL: urlB}},
 			},
 			want: Descriptor{
 				Version: "1.0", MinVersion: "1.0", Origin: "library/alpine:3", Comment: "a \"quoted\" comment\n",
-				Layers: []Layer{{hexA, urlA}, {"sha512:" + hexB, urlB}},
+				Layers: []Layer{{Digest: hexA, URL: urlA}, {Digest: "sha512:" + hexB, URL: urlB}},
 			},
 		},
 		{
@@ -468,13 +490,13 @@ func TestMarshalRoundTrip(t *testing.T) {
 		},
 		{
 			name: "legacy version kept",
-			in:   Descriptor{Version: "0.1", Layers: []Layer{{hexA, urlA}}},
-			want: Descriptor{Version: "0.1", Layers: []Layer{{hexA, urlA}}},
+			in:   Descriptor{Version: "0.1", Layers: []Layer{{Digest: hexA, URL: urlA}}},
+			want: Descriptor{Version: "0.1", Layers: []Layer{{Digest: hexA, URL: urlA}}},
 		},
 		{
 			name: "duplicate layers kept",
-			in:   Descriptor{Layers: []Layer{{hexA, urlA}, {hexA, urlA}}},
-			want: Descriptor{Version: WriterVersion, Layers: []Layer{{hexA, urlA}, {hexA, urlA}}},
+			in:   Descriptor{Layers: []Layer{{Digest: hexA, URL: urlA}, {Digest: hexA, URL: urlA}}},
+			want: Descriptor{Version: WriterVersion, Layers: []Layer{{Digest: hexA, URL: urlA}, {Digest: hexA, URL: urlA}}},
 		},
 	}
 	for _, tt := range tests {
@@ -510,9 +532,9 @@ func TestMarshalRefuses(t *testing.T) {
 		{"unsupported version", Descriptor{Version: "2.0"}, "version"},
 		{"malformed version", Descriptor{Version: "1"}, "version"},
 		{"min_version too high", Descriptor{MinVersion: "3.1"}, "min_version"},
-		{"empty digest", Descriptor{Layers: []Layer{{"", urlA}}}, "layers[0].digest"},
-		{"bad url", Descriptor{Layers: []Layer{{hexA, urlA}, {hexA, "cvmfs://repo/../x"}}}, "layers[1].url"},
-		{"overlap", Descriptor{Layers: []Layer{{hexA, "cvmfs://r/a/b"}, {hexA, "cvmfs://r/a"}}}, "layers[0].url"},
+		{"empty digest", Descriptor{Layers: []Layer{{Digest: "", URL: urlA}}}, "layers[0].digest"},
+		{"bad url", Descriptor{Layers: []Layer{{Digest: hexA, URL: urlA}, {Digest: hexA, URL: "cvmfs://repo/../x"}}}, "layers[1].url"},
+		{"overlap", Descriptor{Layers: []Layer{{Digest: hexA, URL: "cvmfs://r/a/b"}, {Digest: hexA, URL: "cvmfs://r/a"}}}, "layers[0].url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

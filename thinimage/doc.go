@@ -37,6 +37,16 @@
 // the layer in messages and for writers; the directory is found from the
 // URL alone, so the digest's length is not checked.
 //
+// A layer may also carry "whiteouts", the format its directory records
+// deletions in, as its writer knows it: "overlay" (character devices 0/0
+// and opaque directories only, no AUFS markers) or "aufs" (".wh." markers
+// as plain files, as cvmfs_server ingest leaves them). Descriptors written
+// before this field existed lack it, and so may others; an absent field, or
+// one of another value or type, means unknown. A driver looks for AUFS
+// markers in every layer not declared "overlay": over a network file system
+// that walk is the one cost of a thin layer that grows with the size of the
+// image, so a writer that knows the format should say it.
+//
 // "origin" and "comment" are free text. Unknown fields are ignored, so that
 // newer writers can add fields without breaking this reader. Field names are
 // matched without regard to case, as every Go reader of this format has

@@ -14,9 +14,9 @@ func TestResolve(t *testing.T) {
 	d := &Descriptor{
 		Version: "1.0",
 		Layers: []Layer{
-			{hexA, urlA},
-			{"sha256:" + hexB, "cvmfs://other.example.org/a/../layers/b/"},
-			{hexA, urlA},
+			{Digest: hexA, URL: urlA},
+			{Digest: "sha256:" + hexB, URL: "cvmfs://other.example.org/a/../layers/b/"},
+			{Digest: hexA, URL: urlA},
 		},
 	}
 	tests := []struct {
@@ -80,20 +80,20 @@ func TestResolveRefuses(t *testing.T) {
 	}{
 		{
 			name: "relative root",
-			d:    Descriptor{Layers: []Layer{{hexA, urlA}}},
+			d:    Descriptor{Layers: []Layer{{Digest: hexA, URL: urlA}}},
 			root: "cvmfs",
 			want: `cvmfs root "cvmfs" is not an absolute path`,
 		},
 		{
 			name:      "escaping url built by hand",
-			d:         Descriptor{Layers: []Layer{{hexA, "cvmfs://repo/../../etc"}}},
+			d:         Descriptor{Layers: []Layer{{Digest: hexA, URL: "cvmfs://repo/../../etc"}}},
 			root:      DefaultRoot,
 			wantField: "layers[0].url",
 			want:      `thin image descriptor: field "layers[0].url": path "../../etc" leads out of the repository`,
 		},
 		{
 			name:      "empty digest built by hand",
-			d:         Descriptor{Layers: []Layer{{hexA, urlA}, {"", urlB}}},
+			d:         Descriptor{Layers: []Layer{{Digest: hexA, URL: urlA}, {Digest: "", URL: urlB}}},
 			root:      DefaultRoot,
 			wantField: "layers[1].digest",
 			want:      `thin image descriptor: field "layers[1].digest": is missing or empty`,

@@ -68,7 +68,7 @@ func makeThin(ctx context.Context, cmd *cobra.Command, o *conversionOptions) (re
 	}
 	defer img.Close()
 
-	_, thinJSON, err := thinbuild.Descriptor(img, repo)
+	_, thinJSON, err := thinbuild.Descriptor(img, repo, pub.WhiteoutFormat())
 	if err != nil {
 		return err
 	}

@@ -42,7 +42,7 @@ func printThin(ctx context.Context, cmd *cobra.Command, o *conversionOptions) er
 	}
 	defer img.Close()
 
-	_, thinJSON, err := thinbuild.Descriptor(img, repo)
+	_, thinJSON, err := thinbuild.Descriptor(img, repo, o.publisher(repo).WhiteoutFormat())
 	if err != nil {
 		return err
 	}

@@ -5,14 +5,15 @@ import (
 
 	"github.com/cvmfs-contrib/cvmfs-graphdriver/internal/repository"
 	"github.com/cvmfs-contrib/cvmfs-graphdriver/internal/source"
+	"github.com/cvmfs-contrib/cvmfs-graphdriver/internal/unpack"
 	"github.com/cvmfs-contrib/cvmfs-graphdriver/thinimage"
 )
 
 // Descriptor returns the descriptor of img's layers in repo, base first,
-// each named by its diff ID ("sha256:<hex>") and found at
-// cvmfs://<repo>/<subdirectory>/<hex>, and its bytes as thin.json holds
-// them.
-func Descriptor(img *source.Image, repo repository.Repo) (*thinimage.Descriptor, []byte, error) {
+// each named by its diff ID ("sha256:<hex>"), found at
+// cvmfs://<repo>/<subdirectory>/<hex> and declared to record deletions in
+// format, and its bytes as thin.json holds them.
+func Descriptor(img *source.Image, repo repository.Repo, format unpack.WhiteoutFormat) (*thinimage.Descriptor, []byte, error) {
 	d := &thinimage.Descriptor{
 		Version: thinimage.WriterVersion,
 		Origin:  img.Origin,
@@ -23,6 +24,7 @@ func Descriptor(img *source.Image, repo repository.Repo) (*thinimage.Descriptor,
 		if err != nil {
 			return nil, nil, fmt.Errorf("layer %d: %w", i+1, err)
 		}
+		entry.Whiteouts = format.String()
 		d.Layers = append(d.Layers, entry)
 	}
 	data, err := d.Marshal()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cvmfs-contrib/cvmfs-graphdriver/internal/repository"
 	"github.com/cvmfs-contrib/cvmfs-graphdriver/internal/source"
+	"github.com/cvmfs-contrib/cvmfs-graphdriver/internal/unpack"
 	"github.com/cvmfs-contrib/cvmfs-graphdriver/thinimage"
 )
 
@@ -60,7 +61,7 @@ func testDescriptor(t *testing.T) []byte {
 	for _, h := range sourceConfig().RootFS.DiffIDs {
 		img.Layers = append(img.Layers, source.NewLayer(h, -1, nil))
 	}
-	d, data, err := Descriptor(img, repo)
+	d, data, err := Descriptor(img, repo, unpack.Overlay)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,8 +69,14 @@ func testDescriptor(t *testing.T) []byte {
 		d.Layers[1].URL != "cvmfs://unpacked.example.org/layers/"+hash("b").Hex {
 		t.Fatalf("descriptor layers %+v", d.Layers)
 	}
-	if _, err := thinimage.Parse(data); err != nil {
+	parsed, err := thinimage.Parse(data)
+	if err != nil {
 		t.Fatal(err)
+	}
+	for i, l := range parsed.Layers {
+		if !l.HasNoAUFSMarkers() {
+			t.Errorf("layer %d of %s does not declare the overlay format it was unpacked in", i, data)
+		}
 	}
 	return data
 }
