@@ -126,6 +126,11 @@ func (s *fileServer) mount(ns *netns, addr, remote, target string) error {
 		"-o", "ro,allow_other,default_permissions",
 		"-o", "IdentityFile=" + filepath.Join(s.dir, "client_key"),
 		"-o", "StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null,LogLevel=ERROR",
+		// Image layers hold absolute symbolic links, which the kernel
+		// resolves inside the container's root, as it does for a layer
+		// on CernVM-FS. Debian's sshfs refuses to read links that are
+		// absolute or hold "..", unless told not to.
+		"-o", "no_contain_symlinks",
 		// The files do not change while mounted, as a repository revision
 		// does not: keep what was fetched for the life of the mount.
 		"-o", "kernel_cache,entry_timeout=3600,attr_timeout=3600,negative_timeout=3600",
