@@ -75,6 +75,9 @@ func (tb *testbed) startNode(v variant) (_ *node, retErr error) {
 			return nil, err
 		}
 		n.mounted = target
+		if err := n.checkMount(); err != nil {
+			return nil, err
+		}
 	}
 	d, err := startDaemon(daemonConfig{plugin: tb.plugin, cvmfsRoot: root, netns: n.ns,
 		insecureRegistries: []string{tb.registryAddr}})
@@ -83,6 +86,17 @@ func (tb *testbed) startNode(v variant) (_ *node, retErr error) {
 	}
 	n.d = d
 	return n, nil
+}
+
+// checkMount fails if the node's repository mount does not answer.
+func (n *node) checkMount() error {
+	if n.mounted == "" {
+		return nil
+	}
+	if _, err := os.ReadDir(n.mounted); err != nil {
+		return fmt.Errorf("the repository mount %s of node %s does not answer: %w", n.mounted, n.ns.name, err)
+	}
+	return nil
 }
 
 func (n *node) stop() error {
@@ -145,7 +159,30 @@ func (tb *testbed) coldStart(ctx context.Context, v variant, workload []string) 
 	tb.link.reset()
 	d, err := tb.firstOutput(ctx, n, v, workload)
 	s := sample{seconds: d.Seconds(), bytes: tb.link.bytes()}
+	if err != nil {
+		err = errors.Join(brokenMounts([]*node{n}), err)
+	}
 	return s, errors.Join(err, n.stop())
+}
+
+// errMountBroke marks a sample lost to the file server standing in for
+// CernVM-FS, not to what is measured: now and then one of several sshfs
+// mounts stops answering ("transport endpoint is not connected").
+var errMountBroke = errors.New("a repository mount broke")
+
+// brokenMounts returns an error wrapping errMountBroke if the repository
+// mount of one of the nodes does not answer.
+func brokenMounts(nodes []*node) error {
+	var errs []error
+	for _, n := range nodes {
+		if err := n.checkMount(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", errMountBroke, errors.Join(errs...))
 }
 
 // cluster starts the image on count fresh nodes at once and returns the
@@ -165,6 +202,11 @@ func (tb *testbed) cluster(ctx context.Context, v variant, workload []string, co
 		}
 		nodes = append(nodes, n)
 	}
+	// A node whose repository mount broke while the others started would
+	// fail its run for a reason that has nothing to do with the image.
+	if err := brokenMounts(nodes); err != nil {
+		return sample{}, err
+	}
 	tb.link.reset()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -178,5 +220,9 @@ func (tb *testbed) cluster(ctx context.Context, v variant, workload []string, co
 	}
 	wg.Wait()
 	s := sample{seconds: time.Since(start).Seconds(), bytes: tb.link.bytes()}
-	return s, errors.Join(errs...)
+	err := errors.Join(errs...)
+	if err != nil {
+		err = errors.Join(brokenMounts(nodes), err)
+	}
+	return s, err
 }

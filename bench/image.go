@@ -87,10 +87,10 @@ func busyboxImage(dataMiB int) imageSpec {
 	}
 }
 
-// readAll reads every file of the image, 8 at a time, as a job that scans
+// readAll reads every file of the image, 32 at a time, as a job that scans
 // its software and data would.
 var readAll = []string{"sh", "-c",
-	"find / -xdev -type f -print0 | xargs -0 -P 8 -n 32 cat >/dev/null; echo read everything"}
+	"find / -xdev -type f -print0 | xargs -0 -P 32 -n 16 cat >/dev/null; echo read everything"}
 
 // writeContext writes the build context: the Dockerfile and dataMiB of
 // incompressible data in files of fileMiB.

@@ -22,6 +22,9 @@ type figure struct {
 	// Bytes are the bytes that crossed the link in each run, for the
 	// parts that measure it.
 	Bytes []int64 `json:"bytes,omitempty"`
+	// Retries counts samples taken again because the file server's mount
+	// broke during the first try.
+	Retries int `json:"retries,omitempty"`
 }
 
 func (f *figure) add(s sample) {
@@ -152,6 +155,11 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "Run of %s (%s mode) on %s; link %s; image %s; %d runs per figure, median (min–max).\n\n",
 		r.started.UTC().Format("2006-01-02 15:04 MST"), mode, r.machine, r.opts.link, r.image(), r.opts.runs)
 
+	for _, f := range r.figures {
+		if f.Retries > 0 {
+			fmt.Fprintf(&b, "Taken again after a broken sshfs mount: %d sample(s) of %q.\n\n", f.Retries, f.Name)
+		}
+	}
 	if fs := r.byPart("coldstart"); len(fs) > 0 {
 		b.WriteString("### Cold start: image absent to first output\n\n")
 		b.WriteString("| image, workload | time to first output | bytes over the link |\n|---|---|---|\n")
