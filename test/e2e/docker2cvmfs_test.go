@@ -28,7 +28,7 @@ const sourceRef = "e2e/src:latest"
 // sourceDockerfile builds on the busybox base: a layer with files, a
 // symbolic link and a private directory, then one that deletes a file and
 // replaces a directory (an opaque directory in the layer tar), then
-// configuration that the thin image must keep.
+// configuration that the thin image must keep, all of it set.
 const sourceDockerfile = `FROM ` + baseRef + `
 RUN mkdir -p /dir/sub /keep && echo old > /dir/f && echo old > /dir/sub/g && echo gone > /gone.txt && \
     echo kept > /keep/k && ln -s /dir/f /abs-link && ln -s ../dir/f /keep/rel-link && mkdir -m 700 /private
@@ -37,6 +37,9 @@ ENV APP=thin GREETING="hello thin"
 WORKDIR /keep
 LABEL org.example.purpose=e2e
 EXPOSE 8080
+USER 0:0
+VOLUME /vol
+ENTRYPOINT ["/bin/busybox"]
 CMD ["cat", "/dir/f"]
 `
 
@@ -77,7 +80,8 @@ func inspect(t *testing.T, d *dockertest.Daemon, image, format string) string {
 
 // configFormat prints what a thin image must keep of its source.
 const configFormat = `{{json .Config.Env}} {{json .Config.Cmd}} {{.Config.WorkingDir}} ` +
-	`{{index .Config.Labels "org.example.purpose"}} {{json .Config.ExposedPorts}}`
+	`{{index .Config.Labels "org.example.purpose"}} {{json .Config.ExposedPorts}} ` +
+	`{{json .Config.Entrypoint}} {{.Config.User}} {{json .Config.Volumes}}`
 
 // TestDocker2CVMFS makes a regular image thin from every source the tool
 // reads, runs each thin image through the plugin and compares the files a
@@ -101,6 +105,11 @@ func TestDocker2CVMFS(t *testing.T) {
 		}
 	}
 	wantConfig := inspect(t, d, sourceRef, configFormat)
+	for _, set := range []string{`"APP=thin"`, "/keep", "8080/tcp", `["/bin/busybox"]`, " 0:0 ", `"/vol"`} {
+		if !strings.Contains(wantConfig, set) {
+			t.Fatalf("the source image's configuration %s lacks %s", wantConfig, set)
+		}
+	}
 	if got := d.Run(t, sourceRef); got != "new\n" {
 		t.Fatalf("the source image prints %q", got)
 	}
