@@ -62,8 +62,8 @@ type daemon struct {
 	driver string
 	host   string
 
-	dockerd *process
-	plugin  *process
+	dockerd *dockertest.Process
+	plugin  *dockertest.Process
 	// started is how long dockerd took from its start until it answered
 	// `docker info`.
 	started time.Duration
@@ -142,7 +142,7 @@ func (d *daemon) startPlugin() error {
 	if d.cfg.cvmfsRoot != "" {
 		argv = append(argv, "--cvmfs-root", d.cfg.cvmfsRoot)
 	}
-	p, err := startProcess("plugin "+d.name, filepath.Join(d.dir, "plugin.log"), argv)
+	p, err := dockertest.StartProcess("plugin "+d.name, filepath.Join(d.dir, "plugin.log"), argv, os.Environ())
 	if err != nil {
 		return err
 	}
@@ -152,8 +152,8 @@ func (d *daemon) startPlugin() error {
 		if c, err := net.Dial("unix", socket); err == nil {
 			return c.Close()
 		}
-		if p.exited() {
-			return fmt.Errorf("plugin exited during start; see %s", p.logPath)
+		if p.Exited() {
+			return fmt.Errorf("plugin exited during start; see %s", p.LogPath())
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("plugin did not listen on %s within %s", socket, pluginStartTimeout)
@@ -165,7 +165,7 @@ func (d *daemon) startPlugin() error {
 // restartPlugin kills the plugin with SIGKILL, as a crash would, and starts
 // it again; dockerd is not told.
 func (d *daemon) restartPlugin() error {
-	if err := d.plugin.kill(); err != nil {
+	if err := d.plugin.Kill(); err != nil {
 		return err
 	}
 	return d.startPlugin()
@@ -188,7 +188,7 @@ func (d *daemon) startDockerd() error {
 		argv = append(argv, "--insecure-registry", r)
 	}
 	start := time.Now()
-	p, err := startProcess("dockerd "+d.name, filepath.Join(d.dir, "dockerd.log"), d.cfg.netns.wrap(argv))
+	p, err := dockertest.StartProcess("dockerd "+d.name, filepath.Join(d.dir, "dockerd.log"), d.cfg.netns.wrap(argv), os.Environ())
 	if err != nil {
 		return err
 	}
@@ -203,8 +203,8 @@ func (d *daemon) startDockerd() error {
 			d.started = time.Since(start)
 			return nil
 		}
-		if p.exited() {
-			return fmt.Errorf("dockerd exited during start; see %s", p.logPath)
+		if p.Exited() {
+			return fmt.Errorf("dockerd exited during start; see %s", p.LogPath())
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("dockerd did not answer within %s: %w", daemonStartTimeout, err)
@@ -215,7 +215,7 @@ func (d *daemon) startDockerd() error {
 
 // restartDockerd stops dockerd and starts it again on the same data root.
 func (d *daemon) restartDockerd() error {
-	if err := d.dockerd.stop(daemonStopGrace); err != nil {
+	if err := d.dockerd.Stop(daemonStopGrace); err != nil {
 		return err
 	}
 	return d.startDockerd()
@@ -245,7 +245,7 @@ func (d *daemon) command(ctx context.Context, args ...string) *exec.Cmd {
 
 // pluginRSS returns the plugin's resident memory in bytes.
 func (d *daemon) pluginRSS() (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.plugin.pid()))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.plugin.Pid()))
 	if err != nil {
 		return 0, err
 	}
@@ -267,10 +267,10 @@ func (d *daemon) pluginRSS() (int64, error) {
 func (d *daemon) stop() error {
 	var errs []error
 	if d.dockerd != nil {
-		errs = append(errs, d.dockerd.stop(daemonStopGrace))
+		errs = append(errs, d.dockerd.Stop(daemonStopGrace))
 	}
 	if d.plugin != nil {
-		errs = append(errs, d.plugin.stop(pluginStopGrace))
+		errs = append(errs, d.plugin.Stop(pluginStopGrace))
 		if err := os.Remove(d.pluginSocket()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}

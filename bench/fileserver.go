@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cvmfs-contrib/cvmfs-graphdriver/test/dockertest"
 )
 
 // The repository's file server. A node reads thin image layers the way a
@@ -32,7 +34,7 @@ const (
 type fileServer struct {
 	dir  string // keys, configuration and log
 	addr string // 127.0.0.1:port
-	proc *process
+	proc *dockertest.Process
 }
 
 // startFileServer starts an sshd on a free loopback port that lets root in
@@ -82,7 +84,7 @@ func startFileServer(dir string) (_ *fileServer, retErr error) {
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
 		return nil, err
 	}
-	p, err := startProcess("sshd", filepath.Join(dir, "sshd.log"), []string{sshdBinary, "-D", "-e", "-f", cfgPath})
+	p, err := dockertest.StartProcess("sshd", filepath.Join(dir, "sshd.log"), []string{sshdBinary, "-D", "-e", "-f", cfgPath}, os.Environ())
 	if err != nil {
 		return nil, err
 	}
@@ -97,15 +99,15 @@ func startFileServer(dir string) (_ *fileServer, retErr error) {
 		if c, err := net.Dial("tcp", s.addr); err == nil {
 			return s, c.Close()
 		}
-		if p.exited() || time.Now().After(deadline) {
-			log, _ := os.ReadFile(p.logPath)
+		if p.Exited() || time.Now().After(deadline) {
+			log, _ := os.ReadFile(p.LogPath())
 			return nil, fmt.Errorf("sshd did not start on %s: %s", s.addr, log)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-func (s *fileServer) stop() error { return s.proc.stop(sshdStopWait) }
+func (s *fileServer) stop() error { return s.proc.Stop(sshdStopWait) }
 
 // mount mounts remote, a directory on the server, on target through addr
 // (the server itself or a relay in front of it), from the network

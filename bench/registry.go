@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/cvmfs-contrib/cvmfs-graphdriver/test/dockertest"
 )
 
 // registryBinary is Debian's docker-registry (distribution 2.8).
@@ -15,7 +17,7 @@ const registryBinary = "/usr/bin/docker-registry"
 // benchmark measures transfer, not log-in.
 type registry struct {
 	addr string
-	proc *process
+	proc *dockertest.Process
 }
 
 func startRegistry(dir string) (*registry, error) {
@@ -42,7 +44,7 @@ http:
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
 		return nil, err
 	}
-	p, err := startProcess("registry", filepath.Join(dir, "registry.log"), []string{registryBinary, "serve", cfgPath})
+	p, err := dockertest.StartProcess("registry", filepath.Join(dir, "registry.log"), []string{registryBinary, "serve", cfgPath}, os.Environ())
 	if err != nil {
 		return nil, err
 	}
@@ -56,12 +58,12 @@ http:
 				return r, nil
 			}
 		}
-		if p.exited() || time.Now().After(deadline) {
+		if p.Exited() || time.Now().After(deadline) {
 			stopErr := r.stop()
-			return nil, fmt.Errorf("registry did not start on %s (see %s): %v", addr, p.logPath, stopErr)
+			return nil, fmt.Errorf("registry did not start on %s (see %s): %v", addr, p.LogPath(), stopErr)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-func (r *registry) stop() error { return r.proc.stop(10 * time.Second) }
+func (r *registry) stop() error { return r.proc.Stop(10 * time.Second) }

@@ -147,6 +147,18 @@ func runThin(t *testing.T, layers []tree) (*Driver, string) {
 // the descriptor, as declaredThinTar does.
 func runDeclaredThin(t *testing.T, layers []tree, whiteouts []string) (*Driver, string) {
 	t.Helper()
+	d := applyThin(t, layers, whiteouts)
+	if err := d.CreateReadWrite("container", "thin", graphdriver.CreateOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	return d, "container"
+}
+
+// applyThin builds a repository of layers (base first) and a thin layer
+// "thin" naming them, with whiteout formats declared as declaredThinTar
+// does, and returns the driver.
+func applyThin(t *testing.T, layers []tree, whiteouts []string) *Driver {
+	t.Helper()
 	root := t.TempDir()
 	const repo = "test.example.org"
 	var digests []string
@@ -162,10 +174,7 @@ func runDeclaredThin(t *testing.T, layers []tree, whiteouts []string) (*Driver, 
 	if _, err := d.ApplyDiff("thin", "", declaredThinTar(t, repo, digests, whiteouts)); err != nil {
 		t.Fatalf("ApplyDiff of the thin layer: %v", err)
 	}
-	if err := d.CreateReadWrite("container", "thin", graphdriver.CreateOpts{}); err != nil {
-		t.Fatal(err)
-	}
-	return d, "container"
+	return d
 }
 
 func TestAUFSMarkersInRepositoryLayers(t *testing.T) {
@@ -365,20 +374,7 @@ func TestAUFSMarkersCountAgainstDepth(t *testing.T) {
 	})
 
 	t.Run("past the limit", func(t *testing.T) {
-		root := t.TempDir()
-		var digests []string
-		for i, l := range layers(maxDepth - 1) {
-			digest := fmt.Sprintf("%064x", i+1)
-			writeTree(t, filepath.Join(root, "test.example.org", "layers", digest), l)
-			digests = append(digests, digest)
-		}
-		d := newTestDriver(t, t.TempDir(), root)
-		if err := d.Create("thin", "", graphdriver.CreateOpts{}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := d.ApplyDiff("thin", "", thinTar(t, "test.example.org", digests)); err != nil {
-			t.Fatalf("ApplyDiff of the thin layer: %v", err)
-		}
+		d := applyThin(t, layers(maxDepth-1), nil)
 		err := d.CreateReadWrite("container", "thin", graphdriver.CreateOpts{})
 		if err == nil {
 			t.Fatalf("a container layer with %d lower layers was created", maxDepth+1)

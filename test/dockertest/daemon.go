@@ -66,8 +66,8 @@ type Daemon struct {
 	name    string // the plugin's name, and the containerd namespace
 	host    string
 	env     []string
-	dockerd *process
-	plugin  *process
+	dockerd *Process
+	plugin  *Process
 }
 
 // Start runs a fresh daemon for the test and registers its teardown with
@@ -162,7 +162,7 @@ func (d *Daemon) startDockerd(t *testing.T) error {
 		"--containerd-plugins-namespace", d.name + "-plugins",
 	}
 	logPath := filepath.Join(d.Dir, "dockerd.log")
-	p, err := startProcess("dockerd "+filepath.Base(d.Dir), logPath, argv, os.Environ())
+	p, err := StartProcess("dockerd "+filepath.Base(d.Dir), logPath, argv, os.Environ())
 	if err != nil {
 		return err
 	}
@@ -177,10 +177,10 @@ func (d *Daemon) startDockerd(t *testing.T) error {
 				return fmt.Errorf("dockerd runs storage driver %q, want %q", got, d.Driver)
 			}
 			t.Logf("dockerd %s (pid %d) with storage driver %s answered after %s",
-				d.Dir, p.pid(), d.Driver, time.Since(start).Round(time.Millisecond))
+				d.Dir, p.Pid(), d.Driver, time.Since(start).Round(time.Millisecond))
 			return nil
 		}
-		if p.exited() {
+		if p.Exited() {
 			return fmt.Errorf("dockerd exited during start: %v", p.exitError())
 		}
 		if time.Now().After(deadline) {
@@ -209,10 +209,10 @@ func (d *Daemon) Logs() string {
 func (d *Daemon) teardown(t *testing.T) {
 	var errs []error
 	if d.dockerd != nil {
-		errs = append(errs, d.dockerd.stop(dockerdStopGrace))
+		errs = append(errs, d.dockerd.Stop(dockerdStopGrace))
 	}
 	if d.plugin != nil {
-		errs = append(errs, d.plugin.stop(pluginStopGrace))
+		errs = append(errs, d.plugin.Stop(pluginStopGrace))
 		errs = append(errs, removeIfExists(pluginSocket(d.Driver)))
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -156,7 +156,7 @@ func (m *Managed) RestartWithConfig(t *testing.T, config []byte, driver string) 
 		"--containerd-namespace", m.name,
 		"--containerd-plugins-namespace", m.name + "-plugins",
 	}
-	p, err := startProcess("dockerd "+filepath.Base(m.Dir), filepath.Join(m.Dir, "dockerd.log"), argv, os.Environ())
+	p, err := StartProcess("dockerd "+filepath.Base(m.Dir), filepath.Join(m.Dir, "dockerd.log"), argv, os.Environ())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func (m *Managed) waitForDockerd() error {
 			}
 			return nil
 		}
-		if m.dockerd.exited() {
+		if m.dockerd.Exited() {
 			return fmt.Errorf("dockerd exited during start: %v", m.dockerd.exitError())
 		}
 		if time.Now().After(deadline) {
@@ -324,11 +324,10 @@ func (m *Managed) KillDockerd(t *testing.T) {
 	t.Helper()
 
 	p := m.dockerd
-	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		t.Fatalf("failed to kill dockerd (pid %d): %v", p.pid(), err)
+	if err := p.Kill(); err != nil {
+		t.Fatal(err)
 	}
-	<-p.done
-	t.Logf("dockerd (pid %d) killed", p.pid())
+	t.Logf("dockerd (pid %d) killed", p.Pid())
 
 	// dockerd's containerd dies with it. On a host, init reaps it; the
 	// init of some containers and VMs reaps no orphans, and a zombie
@@ -367,10 +366,10 @@ func (m *Managed) StartDockerd(t *testing.T) {
 
 // stopDockerd stops dockerd by its pid and waits for it.
 func (m *Managed) stopDockerd() error {
-	if m.dockerd == nil || m.dockerd.exited() {
+	if m.dockerd == nil || m.dockerd.Exited() {
 		return nil
 	}
-	if err := m.dockerd.stop(dockerdStopGrace); err != nil {
+	if err := m.dockerd.Stop(dockerdStopGrace); err != nil {
 		return fmt.Errorf("failed to stop dockerd: %w\n%s", err, m.Logs())
 	}
 	return nil
@@ -484,7 +483,7 @@ func (m *Managed) PluginLog() []string {
 // cleanly: no containers, and live-restore off, so that stopping dockerd
 // also stops the plugin rather than leaving it running.
 func (m *Managed) quiesce(t *testing.T) {
-	if m.dockerd == nil || m.dockerd.exited() {
+	if m.dockerd == nil || m.dockerd.Exited() {
 		return
 	}
 	if ids := strings.Fields(m.docker("ps", "-aq").Stdout); len(ids) > 0 {

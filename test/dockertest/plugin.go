@@ -48,7 +48,7 @@ func PluginBinary(moduleDir, outDir string) (string, error) {
 // startPlugin runs the plugin binary cfg names as a legacy plugin named
 // name, serving on /run/docker/plugins/<name>.sock, and waits until it
 // accepts connections.
-func startPlugin(cfg Config, name, stateDir, logPath string) (*process, error) {
+func startPlugin(cfg Config, name, stateDir, logPath string) (*Process, error) {
 	if err := os.MkdirAll(PluginDir, 0o755); err != nil {
 		return nil, fmt.Errorf("failed to create %s: %w", PluginDir, err)
 	}
@@ -65,14 +65,14 @@ func startPlugin(cfg Config, name, stateDir, logPath string) (*process, error) {
 	}
 	argv = append(argv, cfg.PluginArgs...)
 	env := append(os.Environ(), cfg.PluginEnv...)
-	p, err := startProcess("plugin "+name, logPath, argv, env)
+	p, err := StartProcess("plugin "+name, logPath, argv, env)
 	if err != nil {
 		return nil, err
 	}
 
 	if err := waitForSocket(p, socket, pluginStartTimeout); err != nil {
-		if !p.exited() {
-			err = errors.Join(err, p.stop(pluginStopGrace))
+		if !p.Exited() {
+			err = errors.Join(err, p.Stop(pluginStopGrace))
 		}
 		return nil, fmt.Errorf("plugin %s did not start: %w\nplugin log:\n%s",
 			name, err, p.logTail(logTailOnFailure))
@@ -87,14 +87,14 @@ func pluginSocket(name string) string {
 
 // waitForSocket waits until a unix socket accepts a connection, giving up
 // early if the process that should serve it exits.
-func waitForSocket(p *process, socket string, timeout time.Duration) error {
+func waitForSocket(p *Process, socket string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		conn, err := net.DialTimeout("unix", socket, time.Second)
 		if err == nil {
 			return conn.Close()
 		}
-		if p.exited() {
+		if p.Exited() {
 			return fmt.Errorf("process exited before listening on %s: %v", socket, p.exitError())
 		}
 		if time.Now().After(deadline) {

@@ -10,9 +10,9 @@ import (
 	"time"
 )
 
-// process is a program the harness started, with its output in a log file.
+// Process is a program the harness started, with its output in a log file.
 // It is only ever signalled through its own pid.
-type process struct {
+type Process struct {
 	name    string
 	cmd     *exec.Cmd
 	logPath string
@@ -20,8 +20,10 @@ type process struct {
 	waitErr error         // set before done is closed
 }
 
-// startProcess starts argv with stdout and stderr appended to logPath.
-func startProcess(name, logPath string, argv []string, env []string) (*process, error) {
+// StartProcess starts argv with stdout and stderr appended to logPath and
+// the environment env. The process gets a process group of its own and is
+// sent SIGTERM should the caller die first.
+func StartProcess(name, logPath string, argv []string, env []string) (*Process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("failed to open log of %s: %w", name, err)
@@ -44,7 +46,7 @@ func startProcess(name, logPath string, argv []string, env []string) (*process, 
 		return nil, fmt.Errorf("failed to start %s: %w", name, err)
 	}
 
-	p := &process{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	p := &Process{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
 	go func() {
 		p.waitErr = cmd.Wait()
 		close(p.done)
@@ -52,13 +54,13 @@ func startProcess(name, logPath string, argv []string, env []string) (*process, 
 	return p, nil
 }
 
-// pid returns the process id the harness started.
-func (p *process) pid() int {
+// Pid returns the process id the harness started.
+func (p *Process) Pid() int {
 	return p.cmd.Process.Pid
 }
 
-// exited reports whether the process has ended.
-func (p *process) exited() bool {
+// Exited reports whether the process has ended.
+func (p *Process) Exited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -67,16 +69,16 @@ func (p *process) exited() bool {
 	}
 }
 
-// stop sends SIGTERM and waits up to grace for the process to end, then
+// Stop sends SIGTERM and waits up to grace for the process to end, then
 // sends SIGKILL. It returns an error when the process had to be killed or
 // ended with a failure other than the SIGTERM it was sent.
-func (p *process) stop(grace time.Duration) error {
-	if p.exited() {
+func (p *Process) Stop(grace time.Duration) error {
+	if p.Exited() {
 		return p.exitError()
 	}
 
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("failed to send SIGTERM to %s (pid %d): %w", p.name, p.pid(), err)
+		return fmt.Errorf("failed to send SIGTERM to %s (pid %d): %w", p.name, p.Pid(), err)
 	}
 	select {
 	case <-p.done:
@@ -85,15 +87,15 @@ func (p *process) stop(grace time.Duration) error {
 	}
 
 	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("failed to kill %s (pid %d): %w", p.name, p.pid(), err)
+		return fmt.Errorf("failed to kill %s (pid %d): %w", p.name, p.Pid(), err)
 	}
 	<-p.done
-	return fmt.Errorf("%s (pid %d) did not stop within %s of SIGTERM and was killed", p.name, p.pid(), grace)
+	return fmt.Errorf("%s (pid %d) did not stop within %s of SIGTERM and was killed", p.name, p.Pid(), grace)
 }
 
 // exitError returns nil for a clean exit or an exit on SIGTERM, and the
 // reason otherwise. It must only be called after done is closed.
-func (p *process) exitError() error {
+func (p *Process) exitError() error {
 	var exitErr *exec.ExitError
 	if errors.As(p.waitErr, &exitErr) {
 		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGTERM {
@@ -101,13 +103,25 @@ func (p *process) exitError() error {
 		}
 	}
 	if p.waitErr != nil {
-		return fmt.Errorf("%s (pid %d) exited: %w", p.name, p.pid(), p.waitErr)
+		return fmt.Errorf("%s (pid %d) exited: %w", p.name, p.Pid(), p.waitErr)
 	}
 	return nil
 }
 
+// LogPath returns the file the process's output goes to.
+func (p *Process) LogPath() string { return p.logPath }
+
+// Kill sends SIGKILL, as a crash would, and waits for the process to end.
+func (p *Process) Kill() error {
+	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("failed to kill %s (pid %d): %w", p.name, p.Pid(), err)
+	}
+	<-p.done
+	return nil
+}
+
 // logTail returns at most max bytes from the end of the process's log.
-func (p *process) logTail(max int64) string {
+func (p *Process) logTail(max int64) string {
 	return fileTail(p.logPath, max)
 }
 

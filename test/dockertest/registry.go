@@ -47,7 +47,7 @@ type Registry struct {
 	// Dir holds the registry's configuration, storage and log.
 	Dir string
 
-	proc   *process
+	proc   *Process
 	tokens *tokenServer
 }
 
@@ -81,13 +81,13 @@ func StartRegistry(t *testing.T) *Registry {
 		t.Fatal(err)
 	}
 
-	p, err := startProcess("docker-registry", filepath.Join(r.Dir, "registry.log"), []string{RegistryBinary, "serve", config}, os.Environ())
+	p, err := StartProcess("docker-registry", filepath.Join(r.Dir, "registry.log"), []string{RegistryBinary, "serve", config}, os.Environ())
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.proc = p
 	t.Cleanup(func() {
-		if err := p.stop(registryStopGrace); err != nil {
+		if err := p.Stop(registryStopGrace); err != nil {
 			t.Errorf("failed to stop the registry: %v", err)
 		}
 		if t.Failed() {
@@ -98,7 +98,7 @@ func StartRegistry(t *testing.T) *Registry {
 	if err := r.waitReady(backend); err != nil {
 		t.Fatalf("%v\nregistry log:\n%s", err, p.logTail(logTailOnFailure))
 	}
-	t.Logf("registry %s (pid %d) with token server %s", r.Host, p.pid(), tokens.realm())
+	t.Logf("registry %s (pid %d) with token server %s", r.Host, p.Pid(), tokens.realm())
 	return r
 }
 
@@ -116,7 +116,7 @@ func (r *Registry) waitReady(backend string) error {
 			}
 			return fmt.Errorf("registry answered /v2/ with %s and %q, want a bearer challenge", resp.Status, resp.Header.Get("WWW-Authenticate"))
 		}
-		if r.proc.exited() {
+		if r.proc.Exited() {
 			return fmt.Errorf("registry exited during start: %v", r.proc.exitError())
 		}
 		if time.Now().After(deadline) {
