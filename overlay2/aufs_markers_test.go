@@ -380,7 +380,7 @@ func TestAUFSMarkersCountAgainstDepth(t *testing.T) {
 			t.Fatalf("a container layer with %d lower layers was created", maxDepth+1)
 		}
 		for _, want := range []string{"thin image in layer thin", "origin test", "needs 129 lower layers",
-			"counting 2 local layers that honour its whiteout markers", "at most 128"} {
+			"(127 from the repository, 2 local layers that honour its whiteout markers)", "at most 128"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error %q does not say %q", err, want)
 			}
@@ -421,5 +421,28 @@ func TestDeclaredWhiteoutFormat(t *testing.T) {
 				t.Errorf("container sees\n%v\nwant\n%v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestThinDepthCountsLocalLayers checks that a container's init layer above
+// a thin image as deep as the limit is refused with an error that says
+// where the lower layers come from.
+func TestThinDepthCountsLocalLayers(t *testing.T) {
+	requireRoot(t)
+	layers := make([]tree, maxDepth)
+	for i := range layers {
+		layers[i] = tree{fmt.Sprintf("f%03d", i): "f:"}
+	}
+	d := applyThin(t, layers, nil)
+	if err := d.CreateReadWrite("init", "thin", graphdriver.CreateOpts{}); err != nil {
+		t.Fatalf("a layer with %d lower layers was refused: %v", maxDepth, err)
+	}
+	err := d.CreateReadWrite("container", "init", graphdriver.CreateOpts{})
+	if err == nil {
+		t.Fatalf("a container layer with %d lower layers was created", maxDepth+1)
+	}
+	want := "needs 129 lower layers (128 from the repository, 1 local layer above it) and the overlay2 backend mounts at most 128"
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
 	}
 }

@@ -148,8 +148,10 @@ func (d *Driver) checkDepth(id, lower string) error {
 
 // depthError says that layer id cannot be made or mounted above chain
 // because it is too deep. For a thin image it names the thin layer and the
-// image's origin, and counts the local whiteout layers, which the user did
-// not make and would not otherwise know about.
+// image's origin, and says where the lower layers come from: the
+// repository, the local whiteout layers the user did not make and would
+// not otherwise know about, and local layers above the thin layer, such as
+// a container's init layer.
 func (d *Driver) depthError(op, id string, chain lowerChain) error {
 	if chain.thinID == "" {
 		return fmt.Errorf("cannot %s layer %s: the image has %d layers below it and the %s backend mounts at most %d",
@@ -159,18 +161,32 @@ func (d *Driver) depthError(op, id string, chain lowerChain) error {
 	if rec, err := d.readThin(chain.thinID); err == nil && rec.Origin != "" {
 		origin = fmt.Sprintf(" (origin %s)", rec.Origin)
 	}
-	whiteouts := 0
+	var repository, whiteouts, local int
 	for _, e := range chain.entries {
-		if e.whiteout {
+		switch {
+		case e.thin != nil:
+			repository++
+		case e.whiteout:
 			whiteouts++
+		default:
+			local++
 		}
 	}
-	counting := ""
-	if whiteouts > 0 {
-		counting = fmt.Sprintf(", counting %d local layers that honour its whiteout markers,", whiteouts)
+	localLayers := func(n int) string {
+		if n == 1 {
+			return "1 local layer"
+		}
+		return fmt.Sprintf("%d local layers", n)
 	}
-	return fmt.Errorf("cannot %s layer %s: the thin image in layer %s%s needs %d lower layers%s and the %s backend mounts at most %d",
-		op, id, chain.thinID, origin, len(chain.entries), counting, Name, maxDepth)
+	parts := []string{fmt.Sprintf("%d from the repository", repository)}
+	if whiteouts > 0 {
+		parts = append(parts, localLayers(whiteouts)+" that honour its whiteout markers")
+	}
+	if local > 0 {
+		parts = append(parts, localLayers(local)+" above it")
+	}
+	return fmt.Errorf("cannot %s layer %s: the thin image in layer %s%s needs %d lower layers (%s) and the %s backend mounts at most %d",
+		op, id, chain.thinID, origin, len(chain.entries), strings.Join(parts, ", "), Name, maxDepth)
 }
 
 // Remove implements graphdriver.Driver. Removing a layer that does not
