@@ -69,13 +69,16 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run1(ctx, o); err != nil {
+	if err := benchmark(ctx, o); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run1(ctx context.Context, o options) (retErr error) {
+// benchmark builds the binaries and runs the parts o names in order,
+// writing the report after each, so that a run that stops early keeps the
+// parts it finished.
+func benchmark(ctx context.Context, o options) (retErr error) {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root: it starts dockerd, mounts file systems and shapes loopback traffic")
 	}

@@ -223,7 +223,7 @@ func decodeLayers(raw json.RawMessage) ([]Layer, *DescriptorError) {
 		// A declaration this reader cannot read is no declaration: the
 		// layer is then looked at as any undeclared one.
 		var whiteouts string
-		if decodeString(rl.Whiteouts, "", &whiteouts) == nil &&
+		if json.Unmarshal(rl.Whiteouts, &whiteouts) == nil &&
 			(whiteouts == WhiteoutsOverlay || whiteouts == WhiteoutsAUFS) {
 			layers[i].Whiteouts = whiteouts
 		}

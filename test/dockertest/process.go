@@ -86,10 +86,9 @@ func (p *Process) Stop(grace time.Duration) error {
 	case <-time.After(grace):
 	}
 
-	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("failed to kill %s (pid %d): %w", p.name, p.Pid(), err)
+	if err := p.Kill(); err != nil {
+		return err
 	}
-	<-p.done
 	return fmt.Errorf("%s (pid %d) did not stop within %s of SIGTERM and was killed", p.name, p.Pid(), grace)
 }
 
