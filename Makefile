@@ -15,7 +15,9 @@
 #
 # The managed (v2) plugin, against the daemon DOCKER_HOST names:
 #
-#   make plugin-dir     build/plugin/{config.json,rootfs/}, no daemon needed
+#   make plugin-dir     build/plugin/{config.json,rootfs/}, no daemon needed;
+#                       with CVMFS_CLIENT=/usr/bin/cvmfs2, as root, the host's
+#                       CernVM-FS client goes in too, for MOUNT_METHOD=internal
 #   make plugin         plugin-dir, then docker plugin create $(PLUGIN_NAME)
 #   make plugin-enable  docker plugin enable $(PLUGIN_NAME)
 #   make install        plugin, docker plugin set $(PLUGIN_SETTINGS), enable
@@ -116,6 +118,11 @@ PLUGIN_LDFLAGS  := -s -w -buildid= -X main.version=$(VERSION)
 # Mount points inside the plugin: the runtime's own, /cvmfs, and the
 # propagated mount that holds dockerd's layers and the plugin's state.
 PLUGIN_MOUNTPOINTS := dev proc sys tmp cvmfs run/docker/plugins var/lib/docker-graph
+# A CernVM-FS client of this machine to stage into the root file system
+# (scripts/stage-cvmfs-client.sh), with its configuration and user.
+CVMFS_CLIENT ?=
+CVMFS_CONFIG ?= /etc/cvmfs
+CVMFS_USER   ?= cvmfs
 
 .PHONY: plugin-dir plugin plugin-enable plugin-push plugin-image install
 
@@ -126,6 +133,8 @@ plugin-dir:
 		-o $(PLUGIN_DIR)/rootfs/cvmfs-graphdriver $(PKG)
 	cd $(PLUGIN_DIR)/rootfs && mkdir -p $(PLUGIN_MOUNTPOINTS) && \
 		find . -type d -exec chmod 755 {} + && chmod 1777 tmp && chmod 755 cvmfs-graphdriver
+	$(if $(strip $(CVMFS_CLIENT)),CVMFS_CONFIG=$(CVMFS_CONFIG) CVMFS_USER=$(CVMFS_USER) \
+		scripts/stage-cvmfs-client.sh $(PLUGIN_DIR)/rootfs $(CVMFS_CLIENT))
 	sed 's|^\(  "description": ".*\)",$$|\1 (version $(VERSION))",|' config.json >$(PLUGIN_DIR)/config.json
 	grep -q '(version $(VERSION))' $(PLUGIN_DIR)/config.json
 	find $(PLUGIN_DIR) -exec touch -h -d @$(SOURCE_DATE_EPOCH) {} +

@@ -23,7 +23,8 @@ func findClient(program, userName, pathList string) (clientConfig, error) {
 	binary, err := findProgram(program, pathList)
 	if err != nil {
 		return clientConfig{}, fmt.Errorf("mount method %q needs the CernVM-FS client: %w; "+
-			"install cvmfs or use --mount-method %s", mountInternal, err, mountExternal)
+			"install cvmfs (the managed plugin: build it with make plugin-dir CVMFS_CLIENT=/usr/bin/cvmfs2) "+
+			"or use mount method %s", mountInternal, err, mountExternal)
 	}
 
 	users, err := user.ParsePasswdFileFilter(passwdFile, func(u user.User) bool { return u.Name == userName })

@@ -85,17 +85,17 @@ func TestParseConfig(t *testing.T) {
 			name:    "internal mount method without a client in PATH",
 			args:    []string{"--mount-method", "internal"},
 			env:     map[string]string{"PATH": "/nonexistent/bin"},
-			wantErr: `mount method "internal" needs the CernVM-FS client: cvmfs2 not found in PATH; install cvmfs or use --mount-method external`,
+			wantErr: `mount method "internal" needs the CernVM-FS client: cvmfs2 not found in PATH; install cvmfs (the managed plugin: build it with make plugin-dir CVMFS_CLIENT=/usr/bin/cvmfs2) or use mount method external`,
 		},
 		{
 			name:    "internal mount method without PATH",
 			env:     map[string]string{"MOUNT_METHOD": "internal"},
-			wantErr: `mount method "internal" needs the CernVM-FS client: cvmfs2 not found in PATH; install cvmfs or use --mount-method external`,
+			wantErr: `mount method "internal" needs the CernVM-FS client: cvmfs2 not found in PATH; install cvmfs (the managed plugin: build it with make plugin-dir CVMFS_CLIENT=/usr/bin/cvmfs2) or use mount method external`,
 		},
 		{
 			name:    "internal mount method with a missing client",
 			env:     map[string]string{"MOUNT_METHOD": "internal", "CVMFS2_BINARY": "/nonexistent/cvmfs2"},
-			wantErr: `mount method "internal" needs the CernVM-FS client: /nonexistent/cvmfs2 does not exist; install cvmfs or use --mount-method external`,
+			wantErr: `mount method "internal" needs the CernVM-FS client: /nonexistent/cvmfs2 does not exist; install cvmfs (the managed plugin: build it with make plugin-dir CVMFS_CLIENT=/usr/bin/cvmfs2) or use mount method external`,
 		},
 		{
 			name:    "unknown commit mode",
@@ -192,7 +192,7 @@ func TestParseConfigInternal(t *testing.T) {
 		{
 			name:    "client that is not executable",
 			args:    []string{"--mount-method", "internal", "--cvmfs2", notExec, "--cvmfs-user", "root"},
-			wantErr: `mount method "internal" needs the CernVM-FS client: ` + notExec + ` is not an executable file; install cvmfs or use --mount-method external`,
+			wantErr: `mount method "internal" needs the CernVM-FS client: ` + notExec + ` is not an executable file; install cvmfs (the managed plugin: build it with make plugin-dir CVMFS_CLIENT=/usr/bin/cvmfs2) or use mount method external`,
 		},
 		{
 			name: "no such user",

@@ -51,12 +51,24 @@ func PluginDirectory(moduleDir, outDir string) (string, error) {
 	}
 
 	dir := filepath.Join(outDir, "plugin")
-	cmd := exec.Command("make", "--no-print-directory", "plugin-dir", "PLUGIN_DIR="+dir, "VERSION=e2e")
-	cmd.Dir = moduleDir
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("make plugin-dir failed in %s: %w\n%s", moduleDir, err, msg)
+	if _, err := BuildPluginDir(moduleDir, dir); err != nil {
+		return "", err
 	}
 	return dir, nil
+}
+
+// BuildPluginDir runs `make plugin-dir` in moduleDir to write the plugin
+// directory dir, with the version stamped "e2e" and vars, NAME=VALUE each,
+// as more make variables. It returns what make printed.
+func BuildPluginDir(moduleDir, dir string, vars ...string) (string, error) {
+	args := append([]string{"--no-print-directory", "plugin-dir", "PLUGIN_DIR=" + dir, "VERSION=e2e"}, vars...)
+	cmd := exec.Command("make", args...)
+	cmd.Dir = moduleDir
+	msg, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(msg), fmt.Errorf("make plugin-dir %s failed in %s: %w\n%s", strings.Join(vars, " "), moduleDir, err, msg)
+	}
+	return string(msg), nil
 }
 
 // ManagedConfig says how a daemon with the managed plugin runs.

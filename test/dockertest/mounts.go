@@ -17,7 +17,18 @@ import (
 // share one mount namespace, so this sees every mount a legacy plugin or
 // dockerd made.
 func MountsUnder(dir string) ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	return mountsUnder("/proc/self/mountinfo", dir)
+}
+
+// MountsUnderIn returns the mount points at dir or below it, as MountsUnder
+// does, in the mount namespace of process pid: that of a managed plugin,
+// whose mounts outside its propagated mount the tests cannot see.
+func MountsUnderIn(pid int, dir string) ([]string, error) {
+	return mountsUnder(filepath.Join("/proc", strconv.Itoa(pid), "mountinfo"), dir)
+}
+
+func mountsUnder(mountinfo, dir string) ([]string, error) {
+	f, err := os.Open(mountinfo)
 	if err != nil {
 		return nil, fmt.Errorf("failed to read mount table: %w", err)
 	}

@@ -33,7 +33,7 @@ func TestManagedBadSetting(t *testing.T) {
 		{"COMMIT_MODE=publish", "COMMIT_MODE=local",
 			`commit mode "publish" is not implemented: layers committed on thin images can only be kept as ordinary local layers; use "local"`},
 		{"MOUNT_METHOD=internal", "MOUNT_METHOD=external",
-			`mount method "internal" needs the CernVM-FS client: cvmfs2 not found in PATH; install cvmfs or use --mount-method external`},
+			`mount method "internal" needs the CernVM-FS client: cvmfs2 not found in PATH; install cvmfs (the managed plugin: build it with make plugin-dir CVMFS_CLIENT=/usr/bin/cvmfs2) or use mount method external`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.setting, func(t *testing.T) {

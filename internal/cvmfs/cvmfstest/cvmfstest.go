@@ -8,11 +8,13 @@ package cvmfstest
 
 import (
 	"bufio"
+	"debug/elf"
 	"errors"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -35,11 +37,38 @@ const standInPackage = "github.com/cvmfs-contrib/cvmfs-graphdriver/internal/cvmf
 func Build(t testing.TB) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "cvmfs2")
-	cmd := exec.Command("go", "build", "-o", out, standInPackage)
+	build(t, exec.Command("go", "build", "-o", out, standInPackage))
+	return out
+}
+
+// BuildDynamic builds the stand-in as Build does, but linked by the C
+// toolchain against the C library, as the real client is: copied into
+// another root file system, it runs only if its shared libraries and the
+// dynamic linker came along. It needs gcc, and fails the test unless the
+// program it made names a dynamic linker.
+func BuildDynamic(t testing.TB) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "cvmfs2")
+	cmd := exec.Command("go", "build", "-ldflags=-linkmode=external", "-o", out, standInPackage)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	build(t, cmd)
+
+	f, err := elf.Open(out)
+	if err != nil {
+		t.Fatalf("failed to read the stand-in CernVM-FS client: %v", err)
+	}
+	defer f.Close()
+	if !slices.ContainsFunc(f.Progs, func(p *elf.Prog) bool { return p.Type == elf.PT_INTERP }) {
+		t.Fatalf("the stand-in CernVM-FS client %s was linked statically, want a dynamic executable", out)
+	}
+	return out
+}
+
+func build(t testing.TB, cmd *exec.Cmd) {
+	t.Helper()
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("failed to build the stand-in CernVM-FS client: %v\n%s", err, msg)
 	}
-	return out
 }
 
 // StandIn is a built stand-in client with its source and log.
