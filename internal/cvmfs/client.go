@@ -111,13 +111,23 @@ func (c *Client) Unmount(repo string) error {
 
 // Mounted implements Mounter: it reports whether the mount point of
 // repository repo is a mount point. A mount point that does not exist is
-// not mounted.
+// not mounted. A mount whose client is gone, which answers every access
+// with "transport endpoint is not connected", is detached and reported as
+// not mounted, so that it gets mounted again: layers mounted on it before
+// keep their broken view, new ones get a working repository.
 func (c *Client) Mounted(repo string) (bool, error) {
 	if err := ValidateRepository(repo); err != nil {
 		return false, err
 	}
 	target := c.Mountpoint(repo)
 	mounted, err := mountinfo.Mounted(target)
+	if deadMount(err) {
+		if err := detach(target); err != nil {
+			return false, fmt.Errorf("failed to detach the mount of repository %s on %s, whose client is gone: %w",
+				repo, target, err)
+		}
+		return false, nil
+	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, fmt.Errorf("failed to check whether repository %s is mounted on %s: %w", repo, target, err)
 	}

@@ -46,12 +46,15 @@ func (r *Repositories) state(repo string) *repoRefs {
 	return s
 }
 
-// Acquire takes a reference to repository repo, mounting it if it had
-// none. A repository that has no reference but is found mounted is taken
+// Acquire takes a reference to repository repo, mounting it unless it is
+// mounted. A repository that has no reference but is found mounted is taken
 // over as it is, not mounted a second time: a plugin that was killed and
 // started again finds the repositories its layers still use mounted, and
-// rebuilds their counts by acquiring them once per layer. If the mount
-// fails, no reference is taken.
+// rebuilds their counts by acquiring them once per layer. A repository
+// that holds references but is found not mounted, because its client died
+// and the Mounter detached what was left or because someone unmounted it,
+// is mounted again, so that the layer gets a working repository. If the
+// mount fails, no reference is taken.
 func (r *Repositories) Acquire(repo string) error {
 	if err := ValidateRepository(repo); err != nil {
 		return err
@@ -60,15 +63,13 @@ func (r *Repositories) Acquire(repo string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
-	if s.refs == 0 {
-		mounted, err := r.mounter.Mounted(repo)
-		if err != nil {
+	mounted, err := r.mounter.Mounted(repo)
+	if err != nil {
+		return err
+	}
+	if !mounted {
+		if err := r.mounter.Mount(repo); err != nil {
 			return err
-		}
-		if !mounted {
-			if err := r.mounter.Mount(repo); err != nil {
-				return err
-			}
 		}
 	}
 	s.refs++

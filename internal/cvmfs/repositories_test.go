@@ -3,6 +3,7 @@ package cvmfs
 import (
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -246,12 +247,42 @@ func TestRepositoriesConcurrent(t *testing.T) {
 	}
 }
 
+// TestRepositoriesMountAgain finds a repository that holds a reference
+// unmounted, as after its client died: the next Acquire mounts it again.
+func TestRepositoriesMountAgain(t *testing.T) {
+	m := newRecordingMounter()
+	r := NewRepositories(m)
+
+	if err := r.Acquire("a.cern.ch"); err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	m.mounted["a.cern.ch"] = false
+	m.mu.Unlock()
+	if err := r.Acquire("a.cern.ch"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := m.recorded(), []string{"Mount a.cern.ch", "Mount a.cern.ch"}; !slices.Equal(got, want) {
+		t.Errorf("calls %q, want %q", got, want)
+	}
+	if got := r.Refs("a.cern.ch"); got != 2 {
+		t.Errorf("%d references, want 2", got)
+	}
+}
+
 // TestRepositoriesRunClient counts references over the real Client with a
-// fake cvmfs2 on PATH: two users of a repository run one cvmfs2.
+// fake cvmfs2 on PATH that mounts a tmpfs: two users of a repository run
+// one cvmfs2, and the last Release unmounts it.
 func TestRepositoriesRunClient(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount")
+	}
 	log := fakeTools(t)
+	t.Setenv("FAKE_CVMFS_MOUNT", "1")
 	root := t.TempDir()
-	r := NewRepositories(&Client{Root: root, UID: 7, GID: 8})
+	c := &Client{Root: root, UID: 7, GID: 8}
+	t.Cleanup(func() { unmount(c.Mountpoint("unpacked.cern.ch")) })
+	r := NewRepositories(c)
 
 	for range 2 {
 		if err := r.Acquire("unpacked.cern.ch"); err != nil {
@@ -269,5 +300,58 @@ func TestRepositoriesRunClient(t *testing.T) {
 	}
 	if got := calls(t, log); len(got) != 1 {
 		t.Errorf("Release ran %q; unmounting needs no program", got[1:])
+	}
+	if isMounted(t, c.Mountpoint("unpacked.cern.ch")) {
+		t.Error("the repository is still mounted after the last Release")
+	}
+}
+
+// TestRepositoriesReplaceDeadMount kills the client of a repository in
+// use, leaving a FUSE mount without its server where the repository was:
+// the next Acquire detaches it and runs the client again, and the new mount
+// answers.
+func TestRepositoriesReplaceDeadMount(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount")
+	}
+	log := fakeTools(t)
+	t.Setenv("FAKE_CVMFS_MOUNT", "1")
+	c := &Client{Root: t.TempDir()}
+	target := c.Mountpoint("unpacked.cern.ch")
+	t.Cleanup(func() {
+		for isMounted(t, target) {
+			if err := detach(target); err != nil {
+				t.Errorf("failed to detach %s: %v", target, err)
+				return
+			}
+		}
+	})
+	r := NewRepositories(c)
+
+	if err := r.Acquire("unpacked.cern.ch"); err != nil {
+		t.Fatal(err)
+	}
+	if err := unmount(target); err != nil {
+		t.Fatal(err)
+	}
+	deadFUSEMount(t, target)
+	if _, err := os.Stat(target); !deadMount(err) {
+		t.Fatalf("stat of the dead mount: %v, want transport endpoint is not connected", err)
+	}
+
+	if err := r.Acquire("unpacked.cern.ch"); err != nil {
+		t.Fatalf("Acquire over a dead mount: %v", err)
+	}
+	if got := calls(t, log); len(got) != 2 {
+		t.Errorf("the client ran %d times, want twice: once at first, once after its mount died", len(got))
+	}
+	if _, err := os.Stat(target); err != nil {
+		t.Errorf("the repository after Acquire: %v, want a working mount", err)
+	}
+	if err := r.ReleaseAll([]string{"unpacked.cern.ch", "unpacked.cern.ch"}); err != nil {
+		t.Fatal(err)
+	}
+	if isMounted(t, target) {
+		t.Error("the repository is still mounted after the last Release")
 	}
 }

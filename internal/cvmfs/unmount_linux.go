@@ -15,3 +15,15 @@ func unmount(target string) error {
 	}
 	return err
 }
+
+// deadMount tells whether err is what a FUSE mount answers once its
+// server, the client, has exited or was killed.
+func deadMount(err error) bool {
+	return errors.Is(err, unix.ENOTCONN) || errors.Is(err, unix.ECONNABORTED)
+}
+
+// detach detaches the mount on target lazily: a dead mount cannot be
+// unmounted while overlay mounts still use it as a lower layer.
+func detach(target string) error {
+	return unix.Unmount(target, unix.MNT_DETACH)
+}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 
 	"github.com/cvmfs-contrib/cvmfs-graphdriver/internal/cvmfs/cvmfstest"
@@ -71,6 +72,22 @@ func TestInternalMountMethod(t *testing.T) {
 	got := d.MustDocker(t, "exec", "e2e-second", "cat", "/data/a.txt", "/data/link-os")
 	if want := "a from layer 1\nNAME=e2e\n"; got != want {
 		t.Errorf("files read in a container: %q, want %q", got, want)
+	}
+
+	// The client dies while containers use the repository, and leaves its
+	// mount behind without a server. The next container still starts and
+	// reads its files: the plugin detaches the dead mount and runs the
+	// client again.
+	if err := syscall.Unmount(repoMount, syscall.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	dockertest.DeadFUSEMount(t, repoMount)
+	got = d.MustDocker(t, "run", "--rm", "--network", "none", thinRef, "cat", "/data/a.txt")
+	if want := "a from layer 1\n"; got != want {
+		t.Errorf("a file read in a container started after the client died: %q, want %q", got, want)
+	}
+	if after := checkRepo("after a container started over the dead mount", true); after <= runs {
+		t.Errorf("the plugin ran cvmfs2 %d times after the client died, want it run again", after-runs)
 	}
 
 	d.MustDocker(t, "rm", "-f", "e2e-first")
