@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"syscall"
 )
 
 // ErrNotDirectory is matched, through errors.Is, by the error of a layer
@@ -94,6 +95,10 @@ func (e *LayerError) Error() string {
 	case errors.Is(e.Err, ErrNotDirectory):
 		return fmt.Sprintf("%s is not a directory: %v; "+
 			"check that the url names the layer's directory", layer, e.Err)
+	case errors.Is(e.Err, syscall.ENOTCONN) || errors.Is(e.Err, syscall.ECONNABORTED):
+		// What a FUSE mount answers once its server has exited.
+		return fmt.Sprintf("%s cannot be reached: %v; the CernVM-FS client of repository %s has died: "+
+			"unmount the repository on the host (umount -l) so that it is mounted again", layer, e.Err, e.Repository)
 	case errors.Is(e.Err, ErrOutsideRoot):
 		return fmt.Sprintf("%s leads out of the CernVM-FS root: %v; "+
 			"a layer must stay inside the root", layer, e.Err)

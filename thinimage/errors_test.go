@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"syscall"
 	"testing"
 )
 
@@ -76,6 +77,14 @@ func TestLayerErrorMessage(t *testing.T) {
 			wantIs: ErrOutsideRoot,
 			want: "layer 3 of the thin image (digest 5f70bf18a086, " + urlA + ") leads out of the CernVM-FS root: " + base.Dir +
 				" leads to /etc, which is outside /cvmfs; a layer must stay inside the root",
+		},
+		{
+			name:   "dead client",
+			err:    &fs.PathError{Op: "stat", Path: base.Dir, Err: syscall.ENOTCONN},
+			wantIs: syscall.ENOTCONN,
+			want: "layer 3 of the thin image (digest 5f70bf18a086, " + urlA + ") cannot be reached: stat " + base.Dir +
+				": transport endpoint is not connected; the CernVM-FS client of repository unpacked.cern.ch has died: " +
+				"unmount the repository on the host (umount -l) so that it is mounted again",
 		},
 		{
 			name:   "unreachable",

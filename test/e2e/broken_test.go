@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/cvmfs-contrib/cvmfs-graphdriver/test/dockertest"
@@ -115,4 +118,43 @@ func failThinImage(t *testing.T, d *dockertest.Daemon, descriptor []byte, ref st
 	}
 	t.Logf("docker run failed as it should: %s", strings.TrimSpace(res.Stderr))
 	return res.Stderr
+}
+
+// TestDeadRepositoryClient runs a thin image whose repository the host
+// mounted with a client that has since died, leaving its FUSE mount
+// behind: the run fails with one sentence saying so and what to do, and
+// once the host has mounted the repository again, the image runs.
+func TestDeadRepositoryClient(t *testing.T) {
+	cvmfsRoot := newCVMFSRoot(t)
+	staging := filepath.Join(t.TempDir(), "staging")
+	layers := thinLayers()
+	desc := publishThin(t, staging, layers)
+	repoMount := filepath.Join(cvmfsRoot, repo)
+	if err := os.Mkdir(repoMount, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Registered before the daemon starts, so it runs after its teardown.
+	t.Cleanup(func() {
+		if err := dockertest.UnmountAll(cvmfsRoot); err != nil {
+			t.Errorf("failed to unmount the repository: %v", err)
+		}
+	})
+	d := startWithPlugin(t, cvmfsRoot)
+	importThin(t, d, desc.JSON(), thinRef)
+
+	dockertest.DeadFUSEMount(t, repoMount)
+	res := d.Docker(t, "run", "--rm", "--network", "none", thinRef, "true")
+	t.Logf("docker run over the dead mount: %s", strings.TrimSpace(res.Stderr))
+	for _, want := range []string{"cvmfs://" + repo + "/layers/", "transport endpoint is not connected",
+		"the CernVM-FS client of repository " + repo + " has died", "umount -l"} {
+		if res.ExitCode == 0 || !strings.Contains(res.Stderr, want) {
+			t.Errorf("running a thin image whose repository's client died: want an error with %q: %s", want, res)
+		}
+	}
+
+	if err := syscall.Unmount(repoMount, syscall.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	dockertest.BindMount(t, filepath.Join(staging, repo), repoMount)
+	checkListing(t, d, thinRef, expectListing(t, layers...))
 }
