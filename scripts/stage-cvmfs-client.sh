@@ -42,6 +42,7 @@ client=$2
 config=${CVMFS_CONFIG:-/etc/cvmfs}
 user=${CVMFS_USER:-cvmfs}
 
+(($(id -u) == 0)) || die "staging the client needs root: its cache directory must belong to user $user"
 [[ -d $rootfs ]] || die "the plugin's root file system $rootfs is not a directory"
 [[ -f $client && -x $client ]] || die "the CernVM-FS client $client is not an executable file; install cvmfs or name its cvmfs2 with CVMFS_CLIENT"
 [[ -d $config ]] || die "the CernVM-FS configuration $config is not a directory; set CVMFS_CONFIG to the client's configuration directory"
