@@ -11,6 +11,8 @@
 #   make bench      as root: the benchmarks (BENCHMARKS.md), under 30 minutes
 #   make bench-quick
 #                   as root: the same with a small image, under 5 minutes
+#   make bench-applydiff
+#                   ApplyDiff of 3,000 small files against GNU tar
 #   make clean      remove what the build made
 #
 # The managed (v2) plugin, against the daemon DOCKER_HOST names:
@@ -100,9 +102,14 @@ bench-clean:
 	rm -rf $(BENCH_CACHE)
 
 # Figures for docs/whiteouts.md: the AUFS marker walk and whiteout layers.
-.PHONY: bench-markers
+.PHONY: bench-markers bench-applydiff
 bench-markers:
 	$(GO) test -run '^$$' -bench 'ScanMarkers|BuildWhiteoutLayer' -benchtime 5x ./overlay2/
+
+# ApplyDiff of a commit-sized layer against go-archive's Unpack and GNU tar
+# (BENCHMARKS.md, docker commit); the driver's part needs root.
+bench-applydiff:
+	$(GO) test -run '^$$' -bench 'ApplyDiff' -benchtime 5x ./overlay2/
 
 # The managed plugin. Its root file system is made of plain files, without
 # docker and without a base image: a static binary and the empty directories
