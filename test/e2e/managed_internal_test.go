@@ -110,6 +110,18 @@ func TestManagedInternalMount(t *testing.T) {
 		}
 	}
 
+	// Killed, the plugin is started again by dockerd in a new container,
+	// whose mount namespace holds none of the old one's mounts. The plugin
+	// takes the running container's layers over and mounts the repository
+	// for them, and a new container of the thin image runs. (A real
+	// client dies with the old container, so the running container would
+	// have lost the files it had not read yet; README.md says so.)
+	m.KillPlugin(t)
+	if got := m.Run(t, thinRef, "cat", "/data/a.txt"); got != "a from layer 1\n" {
+		t.Errorf("a file read in a container started after the plugin was killed: %q", got)
+	}
+	pluginMounts("after the restarted plugin ran a container", repoMount)
+
 	m.MustDocker(t, "rm", "-f", "e2e-internal")
 	pluginMounts("after removing the container")
 }
