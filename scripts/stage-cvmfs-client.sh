@@ -119,8 +119,10 @@ if [[ -f /etc/ld.so.cache ]]; then
   copy_file /etc/ld.so.cache /etc/ld.so.cache
 fi
 
+# Symbolic links are followed: a link into the host's /usr/share or /etc
+# would lead nowhere inside the plugin.
 mkdir -p "$rootfs/etc/cvmfs"
-cp -a "$config/." "$rootfs/etc/cvmfs/"
+cp -RL --preserve=mode,timestamps "$config/." "$rootfs/etc/cvmfs/"
 {
   getent passwd 0
   [[ $uid == 0 ]] || echo "$passwd_line"
