@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cvmfs-contrib/cvmfs-graphdriver/internal/cvmfs/cvmfstest"
 )
 
 // recordingMounter records its calls to Mount and Unmount, fails those
@@ -334,10 +336,7 @@ func TestRepositoriesReplaceDeadMount(t *testing.T) {
 	if err := unmount(target); err != nil {
 		t.Fatal(err)
 	}
-	deadFUSEMount(t, target)
-	if _, err := os.Stat(target); !deadMount(err) {
-		t.Fatalf("stat of the dead mount: %v, want transport endpoint is not connected", err)
-	}
+	cvmfstest.DeadMount(t, target)
 
 	if err := r.Acquire("unpacked.cern.ch"); err != nil {
 		t.Fatalf("Acquire over a dead mount: %v", err)

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"testing"
 )
 
 // MountsUnder returns the mount points at dir or below it, deepest first, as
@@ -107,28 +106,4 @@ func unescapeMountPath(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
-}
-
-// DeadFUSEMount leaves on target what a CernVM-FS client that was killed
-// leaves: a FUSE mount without its server, which answers every access
-// with "transport endpoint is not connected". It mounts FUSE and closes
-// the device at once.
-func DeadFUSEMount(t *testing.T, target string) {
-	t.Helper()
-
-	dev, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
-	if err != nil {
-		t.Fatalf("failed to open the FUSE device: %v", err)
-	}
-	opts := fmt.Sprintf("fd=%d,rootmode=40000,user_id=0,group_id=0", dev.Fd())
-	err = syscall.Mount("cvmfs2", target, "fuse", syscall.MS_NOSUID|syscall.MS_NODEV, opts)
-	if cerr := dev.Close(); cerr != nil && err == nil {
-		err = cerr
-	}
-	if err != nil {
-		t.Fatalf("failed to mount FUSE on %s: %v", target, err)
-	}
-	if _, err := os.Stat(target); !errors.Is(err, syscall.ENOTCONN) {
-		t.Fatalf("stat of the FUSE mount without a server on %s: %v, want %v", target, err, syscall.ENOTCONN)
-	}
 }

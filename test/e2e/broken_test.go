@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/cvmfs-contrib/cvmfs-graphdriver/internal/cvmfs/cvmfstest"
 	"github.com/cvmfs-contrib/cvmfs-graphdriver/test/dockertest"
 )
 
@@ -142,7 +143,7 @@ func TestDeadRepositoryClient(t *testing.T) {
 	d := startWithPlugin(t, cvmfsRoot)
 	importThin(t, d, desc.JSON(), thinRef)
 
-	dockertest.DeadFUSEMount(t, repoMount)
+	cvmfstest.DeadMount(t, repoMount)
 	res := d.Docker(t, "run", "--rm", "--network", "none", thinRef, "true")
 	t.Logf("docker run over the dead mount: %s", strings.TrimSpace(res.Stderr))
 	for _, want := range []string{"cvmfs://" + repo + "/layers/", "transport endpoint is not connected",

@@ -81,7 +81,7 @@ func TestInternalMountMethod(t *testing.T) {
 	if err := syscall.Unmount(repoMount, syscall.MNT_DETACH); err != nil {
 		t.Fatal(err)
 	}
-	dockertest.DeadFUSEMount(t, repoMount)
+	cvmfstest.DeadMount(t, repoMount)
 	got = d.MustDocker(t, "run", "--rm", "--network", "none", thinRef, "cat", "/data/a.txt")
 	if want := "a from layer 1\n"; got != want {
 		t.Errorf("a file read in a container started after the client died: %q, want %q", got, want)
