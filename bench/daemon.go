@@ -19,13 +19,9 @@ import (
 	"github.com/cvmfs-contrib/cvmfs-graphdriver/test/dockertest"
 )
 
-// Programs the benchmark drives.
-const (
-	dockerdBinary = "dockerd"
-	// dockerCLI is the client that matches Debian's dockerd; a newer one
-	// may come first in PATH.
-	dockerCLI = "/usr/bin/docker"
-)
+// dockerCLI is the client that matches Debian's dockerd; a newer one may
+// come first in PATH.
+const dockerCLI = "/usr/bin/docker"
 
 const (
 	daemonStartTimeout = 60 * time.Second
@@ -172,18 +168,8 @@ func (d *daemon) restartPlugin() error {
 }
 
 func (d *daemon) startDockerd() error {
-	argv := []string{dockerdBinary,
-		"--experimental",
-		"-s", d.driver,
-		"--config-file", filepath.Join(d.dir, "daemon.json"),
-		"--data-root", filepath.Join(d.dir, "data"),
-		"--exec-root", filepath.Join(d.dir, "exec"),
-		"-H", d.host,
-		"--pidfile", filepath.Join(d.dir, "docker.pid"),
-		"--iptables=false", "--ip-masq=false", "--bridge=none",
-		"--containerd-namespace", d.name,
-		"--containerd-plugins-namespace", d.name + "-plugins",
-	}
+	argv := append(dockertest.DockerdArgs(d.dir, filepath.Join(d.dir, "data"), d.host, d.name),
+		"--experimental", "-s", d.driver)
 	for _, r := range d.cfg.insecureRegistries {
 		argv = append(argv, "--insecure-registry", r)
 	}

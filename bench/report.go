@@ -160,22 +160,23 @@ func (r *report) markdown() string {
 			fmt.Fprintf(&b, "Taken again after a broken sshfs mount: %d sample(s) of %q.\n\n", f.Retries, f.Name)
 		}
 	}
-	if fs := r.byPart("coldstart"); len(fs) > 0 {
-		b.WriteString("### Cold start: image absent to first output\n\n")
-		b.WriteString("| image, workload | time to first output | bytes over the link |\n|---|---|---|\n")
+	// timeAndBytes writes the figures of a part as a table of time and
+	// bytes over the link, with the part's plot below it.
+	timeAndBytes := func(part, heading, columns, plot string) {
+		fs := r.byPart(part)
+		if len(fs) == 0 {
+			return
+		}
+		fmt.Fprintf(&b, "### %s\n\n| %s |\n|---|---|---|\n", heading, columns)
 		for _, f := range fs {
 			fmt.Fprintf(&b, "| %s | %s | %s |\n", f.Name, f.spread(), formatBytes(medianBytes(f.Bytes)))
 		}
-		b.WriteString("\n![cold start](coldstart.png)\n\n")
+		fmt.Fprintf(&b, "\n![%s](%s.png)\n\n", plot, part)
 	}
-	if fs := r.byPart("cluster"); len(fs) > 0 {
-		b.WriteString("### Cluster start-up: N nodes start the image at once\n\n")
-		b.WriteString("| image, nodes | time until every node printed | bytes over the link, all nodes |\n|---|---|---|\n")
-		for _, f := range fs {
-			fmt.Fprintf(&b, "| %s | %s | %s |\n", f.Name, f.spread(), formatBytes(medianBytes(f.Bytes)))
-		}
-		b.WriteString("\n![cluster start-up](cluster.png)\n\n")
-	}
+	timeAndBytes("coldstart", "Cold start: image absent to first output",
+		"image, workload | time to first output | bytes over the link", "cold start")
+	timeAndBytes("cluster", "Cluster start-up: N nodes start the image at once",
+		"image, nodes | time until every node printed | bytes over the link, all nodes", "cluster start-up")
 	if len(r.ratios) > 0 {
 		b.WriteString("### Overhead against Docker's built-in overlay2 (regular images)\n\n")
 		b.WriteString("| operation | built-in overlay2 | plugin | plugin / built-in |\n|---|---|---|---|\n")

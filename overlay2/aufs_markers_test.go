@@ -62,6 +62,22 @@ func writeTree(t *testing.T, dir string, tr tree) {
 }
 
 // readTree lists dir in the declaration form of tree.
+// checkContainerTree mounts layer id, checks that a container of it sees
+// the tree want, and unmounts it again.
+func checkContainerTree(t *testing.T, d *Driver, id string, want tree) {
+	t.Helper()
+	dir, err := d.Get(id, "")
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if got := readTree(t, dir); !reflect.DeepEqual(got, want) {
+		t.Errorf("container sees\n%v\nwant\n%v", got, want)
+	}
+	if err := d.Put(id); err != nil {
+		t.Errorf("Put: %v", err)
+	}
+}
+
 func readTree(t *testing.T, dir string) tree {
 	t.Helper()
 	got := tree{}
@@ -260,14 +276,7 @@ func TestAUFSMarkersInRepositoryLayers(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d, id := runThin(t, tt.layers)
-			dir, err := d.Get(id, "")
-			if err != nil {
-				t.Fatalf("Get: %v", err)
-			}
-			defer d.Put(id)
-			if got := readTree(t, dir); !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("container sees\n%v\nwant\n%v", got, tt.want)
-			}
+			checkContainerTree(t, d, id, tt.want)
 			changes, err := d.Changes(id, "thin")
 			if err != nil {
 				t.Fatal(err)
@@ -412,14 +421,7 @@ func TestDeclaredWhiteoutFormat(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d, id := runDeclaredThin(t, layers, tt.whiteouts)
-			dir, err := d.Get(id, "")
-			if err != nil {
-				t.Fatalf("Get: %v", err)
-			}
-			defer d.Put(id)
-			if got := readTree(t, dir); !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("container sees\n%v\nwant\n%v", got, tt.want)
-			}
+			checkContainerTree(t, d, id, tt.want)
 		})
 	}
 }

@@ -24,7 +24,7 @@ func Descriptor(img *source.Image, repo repository.Repo, format unpack.WhiteoutF
 		if err != nil {
 			return nil, nil, fmt.Errorf("layer %d: %w", i+1, err)
 		}
-		entry.Whiteouts = format.String()
+		entry.Whiteouts = declared(format)
 		d.Layers = append(d.Layers, entry)
 	}
 	data, err := d.Marshal()
@@ -32,4 +32,16 @@ func Descriptor(img *source.Image, repo repository.Repo, format unpack.WhiteoutF
 		return nil, nil, fmt.Errorf("failed to write descriptor: %w", err)
 	}
 	return d, data, nil
+}
+
+// declared returns how a descriptor declares format; "" declares nothing.
+func declared(format unpack.WhiteoutFormat) string {
+	switch format {
+	case unpack.Overlay:
+		return thinimage.WhiteoutsOverlay
+	case unpack.AUFS:
+		return thinimage.WhiteoutsAUFS
+	default:
+		return ""
+	}
 }

@@ -81,6 +81,35 @@ func testDescriptor(t *testing.T) []byte {
 	return data
 }
 
+func TestDescriptorDeclaresFormat(t *testing.T) {
+	repo, err := repository.New("/cvmfs", "unpacked.example.org", "layers/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := &source.Image{Config: sourceConfig()}
+	for _, h := range sourceConfig().RootFS.DiffIDs {
+		img.Layers = append(img.Layers, source.NewLayer(h, -1, nil))
+	}
+	for format, want := range map[unpack.WhiteoutFormat]string{
+		unpack.Overlay: thinimage.WhiteoutsOverlay,
+		unpack.AUFS:    thinimage.WhiteoutsAUFS,
+	} {
+		_, data, err := Descriptor(img, repo, format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parsed, err := thinimage.Parse(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, l := range parsed.Layers {
+			if l.Whiteouts != want {
+				t.Errorf("unpacked in %s, layer %d declares whiteouts %q, want %q", format, i, l.Whiteouts, want)
+			}
+		}
+	}
+}
+
 func TestLayerTarIsReproducible(t *testing.T) {
 	data := testDescriptor(t)
 	a, err := LayerTar(data)

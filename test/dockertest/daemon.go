@@ -142,25 +142,32 @@ func newDaemonDir(t *testing.T) (token, dir string) {
 	return "", ""
 }
 
+// DockerdArgs returns the command line, program first, of a private
+// dockerd named name that listens on host and keeps its files below dir:
+// its configuration dir/daemon.json, its exec-root and pid file, and its
+// data-root dataRoot. It touches no network setting of the machine. The
+// caller adds the storage driver and whatever else it needs.
+func DockerdArgs(dir, dataRoot, host, name string) []string {
+	return []string{Dockerd,
+		"--config-file", filepath.Join(dir, "daemon.json"),
+		"--data-root", dataRoot,
+		"--exec-root", filepath.Join(dir, "exec"),
+		"-H", host,
+		"--pidfile", filepath.Join(dir, "docker.pid"),
+		"--iptables=false", "--ip-masq=false", "--bridge=none",
+		// A containerd that the host may run is shared between daemons;
+		// a namespace of their own keeps their containers apart.
+		"--containerd-namespace", name,
+		"--containerd-plugins-namespace", name + "-plugins",
+	}
+}
+
 // startDockerd starts dockerd and waits until it answers `docker info`
 // with the expected storage driver.
 func (d *Daemon) startDockerd(t *testing.T) error {
 	t.Helper()
 
-	argv := []string{Dockerd,
-		"--experimental",
-		"-s", d.Driver,
-		"--config-file", filepath.Join(d.Dir, "daemon.json"),
-		"--data-root", d.DataRoot,
-		"--exec-root", filepath.Join(d.Dir, "exec"),
-		"-H", d.host,
-		"--pidfile", filepath.Join(d.Dir, "docker.pid"),
-		"--iptables=false", "--ip-masq=false", "--bridge=none",
-		// A containerd that the host may run is shared between daemons;
-		// a namespace of their own keeps their containers apart.
-		"--containerd-namespace", d.name,
-		"--containerd-plugins-namespace", d.name + "-plugins",
-	}
+	argv := append(DockerdArgs(d.Dir, d.DataRoot, d.host, d.name), "--experimental", "-s", d.Driver)
 	logPath := filepath.Join(d.Dir, "dockerd.log")
 	p, err := StartProcess("dockerd "+filepath.Base(d.Dir), logPath, argv, os.Environ())
 	if err != nil {

@@ -158,16 +158,7 @@ func (m *Managed) RestartWithConfig(t *testing.T, config []byte, driver string) 
 	m.Driver = driver
 	m.Home = filepath.Join(m.PropagatedMount(), driver)
 
-	argv := []string{Dockerd,
-		"--config-file", filepath.Join(m.Dir, "daemon.json"),
-		"--data-root", m.DataRoot,
-		"--exec-root", filepath.Join(m.Dir, "exec"),
-		"-H", m.host,
-		"--pidfile", filepath.Join(m.Dir, "docker.pid"),
-		"--iptables=false", "--ip-masq=false", "--bridge=none",
-		"--containerd-namespace", m.name,
-		"--containerd-plugins-namespace", m.name + "-plugins",
-	}
+	argv := DockerdArgs(m.Dir, m.DataRoot, m.host, m.name)
 	p, err := StartProcess("dockerd "+filepath.Base(m.Dir), filepath.Join(m.Dir, "dockerd.log"), argv, os.Environ())
 	if err != nil {
 		t.Fatal(err)

@@ -49,13 +49,14 @@ func TestManagedInternalMount(t *testing.T) {
 	}
 
 	dir := filepath.Join(tmp, "plugin")
+	client := cvmfstest.BuildDynamic(t)
 	out, err := dockertest.BuildPluginDir(moduleDir, dir,
-		"CVMFS_CLIENT="+cvmfstest.BuildDynamic(t), "CVMFS_CONFIG="+config, "CVMFS_USER=nobody")
+		"CVMFS_CLIENT="+client, "CVMFS_CONFIG="+config, "CVMFS_USER=nobody")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("make plugin-dir:\n%s", out)
-	checkStagedClient(t, filepath.Join(dir, "rootfs"), params)
+	checkStagedClient(t, filepath.Join(dir, "rootfs"), client, params)
 
 	m := dockertest.StartManaged(t, dockertest.ManagedConfig{
 		PluginDir:   dir,
@@ -128,14 +129,19 @@ func TestManagedInternalMount(t *testing.T) {
 
 // checkStagedClient checks what the staging put into the plugin's root
 // file system: the client where the plugin looks for it, the dynamic
-// linker it names, /bin/sh, the configuration, the user and the cache.
-func checkStagedClient(t *testing.T, rootfs, params string) {
+// linker the client names, /bin/sh, the configuration, the user and the
+// cache.
+func checkStagedClient(t *testing.T, rootfs, client, params string) {
 	t.Helper()
 
-	for _, p := range []string{"usr/bin/cvmfs2", "bin/sh", "lib64/ld-linux-x86-64.so.2"} {
+	interp, err := cvmfstest.Interpreter(client)
+	if err != nil || interp == "" {
+		t.Fatalf("the client names no dynamic linker: %q, %v", interp, err)
+	}
+	for _, p := range []string{"/usr/bin/cvmfs2", "/bin/sh", interp} {
 		fi, err := os.Stat(filepath.Join(rootfs, p))
 		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-			t.Errorf("the plugin's root file system has no executable /%s: %v", p, err)
+			t.Errorf("the plugin's root file system has no executable %s: %v", p, err)
 		}
 	}
 	if got, err := os.ReadFile(filepath.Join(rootfs, "etc/cvmfs/default.local")); err != nil || string(got) != params {

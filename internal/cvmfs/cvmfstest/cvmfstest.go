@@ -10,11 +10,12 @@ import (
 	"bufio"
 	"debug/elf"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 )
@@ -53,15 +54,34 @@ func BuildDynamic(t testing.TB) string {
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 	build(t, cmd)
 
-	f, err := elf.Open(out)
+	interp, err := Interpreter(out)
 	if err != nil {
 		t.Fatalf("failed to read the stand-in CernVM-FS client: %v", err)
 	}
-	defer f.Close()
-	if !slices.ContainsFunc(f.Progs, func(p *elf.Prog) bool { return p.Type == elf.PT_INTERP }) {
+	if interp == "" {
 		t.Fatalf("the stand-in CernVM-FS client %s was linked statically, want a dynamic executable", out)
 	}
 	return out
+}
+
+// Interpreter returns the dynamic linker that the program p names, or ""
+// for a static program.
+func Interpreter(p string) (string, error) {
+	f, err := elf.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	for _, prog := range f.Progs {
+		if prog.Type == elf.PT_INTERP {
+			b, err := io.ReadAll(prog.Open())
+			if err != nil {
+				return "", fmt.Errorf("failed to read the interpreter of %s: %w", p, err)
+			}
+			return strings.TrimRight(string(b), "\x00"), nil
+		}
+	}
+	return "", nil
 }
 
 func build(t testing.TB, cmd *exec.Cmd) {
